@@ -47,7 +47,7 @@ class DatasetUnavailableError(RuntimeError):
     """A downloadable dataset is neither cached nor downloadable (e.g. offline)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class ArrayDataset(Dataset):
     """A whole dataset split held as two tensors.
 
@@ -446,31 +446,59 @@ class TensorLoader:
         self.x, self.y = x.to(self.device), y.to(self.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.transform, self.seed, self.epoch = transform, seed, 0
-        self.dataset = self  # so code that asks loader.dataset for len() works
+        self.rank, self.world_size = 0, 1
 
-    def __len__(self) -> int:
+    def shard(self, rank: int, world_size: int) -> TensorLoader:
+        """This loader restricted to process ``rank`` of ``world_size`` (for DDP).
+
+        Every process sees the same permutation and takes every ``world_size``-th example
+        from position ``rank``. With shuffling (training), the permutation is padded by
+        wrapping around so all shards have equal length and every process runs the same
+        number of steps; without shuffling (evaluation) shards are disjoint and unpadded.
+        """
+        other = TensorLoader.__new__(TensorLoader)
+        other.__dict__.update(self.__dict__)
+        other.rank, other.world_size = rank, world_size
+        return other
+
+    def _indices(self) -> Tensor:
         n = self.x.shape[0]
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if not self.shuffle:
+            return torch.arange(self.rank, n, self.world_size, device=self.device)
+        g = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
+        order = torch.randperm(n, generator=g)
+        if self.world_size > 1:
+            per_rank = -(-n // self.world_size)
+            order = torch.cat([order, order[: per_rank * self.world_size - n]])
+            order = order[self.rank :: self.world_size]
+        return order.to(self.device)
 
     def num_examples(self) -> int:
-        return self.x.shape[0]
+        """Examples this process sees per epoch."""
+        n = self.x.shape[0]
+        if self.world_size == 1:
+            return n
+        if self.shuffle:
+            return -(-n // self.world_size)
+        return len(range(self.rank, n, self.world_size))
+
+    def __len__(self) -> int:
+        n = self.num_examples()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n = self.x.shape[0]
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
-            order = torch.randperm(n, generator=g).to(self.device)
-        else:
-            order = None
+        # Unshuffled and unsharded: plain slices, no gather.
+        order = self._indices() if self.shuffle or self.world_size > 1 else None
         self.epoch += 1
         for i in range(len(self)):
             sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            idx = order[sl] if order is not None else None
-            xb = self.x[idx] if idx is not None else self.x[sl]
-            yb = self.y[idx] if idx is not None else self.y[sl]
+            if order is None:
+                xb, yb = self.x[sl], self.y[sl]
+            else:
+                xb, yb = self.x[order[sl]], self.y[order[sl]]
             if self.transform is not None:
                 xb = self.transform(xb)
             yield xb, yb

@@ -415,15 +415,20 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> dict[str, float]:
-        """Mean loss and accuracy over ``loader`` (model in eval mode)."""
-        self.model.eval()
+        """Mean loss and accuracy over ``loader`` (model in eval mode).
+
+        Under DDP each process evaluates its own shard with the plain (unwrapped) model,
+        so shards of unequal length cannot deadlock; the sums are all-reduced at the end.
+        """
+        model = self.unwrapped_model if self.world_size > 1 else self.model
+        model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         count = 0
         for xb, yb in self._shard_eval(loader):
             xb, yb = self._to_device(xb, yb)
             with self._autocast():
-                logits = self.model(xb)
+                logits = model(xb)
                 loss_sum += self.loss_fn(logits, yb).float() * yb.shape[0]
             correct += (logits.argmax(1) == yb).sum()
             count += yb.shape[0]
@@ -557,8 +562,12 @@ class Trainer:
         return [float(v) / n for v in totals[:-1]]
 
     def _shard_train(self, loader: Iterable) -> Iterable:
-        """Under DDP give each process its own shuffled shard of a DataLoader's data."""
-        if self.world_size == 1 or not isinstance(loader, torch.utils.data.DataLoader):
+        """Under DDP give each process its own shuffled shard of the training data."""
+        if self.world_size == 1:
+            return loader
+        if hasattr(loader, "shard"):  # TensorLoader
+            return loader.shard(self.rank, self.world_size)
+        if not isinstance(loader, torch.utils.data.DataLoader):
             return loader
         from torch.utils.data.distributed import DistributedSampler
 
@@ -571,7 +580,11 @@ class Trainer:
 
     def _shard_eval(self, loader: Iterable) -> Iterable:
         """Under DDP evaluate disjoint shards (no padding), so the all-reduced mean is exact."""
-        if self.world_size == 1 or not isinstance(loader, torch.utils.data.DataLoader):
+        if self.world_size == 1:
+            return loader
+        if hasattr(loader, "shard"):  # TensorLoader
+            return loader.shard(self.rank, self.world_size)
+        if not isinstance(loader, torch.utils.data.DataLoader):
             return loader
         sampler = _ShardSampler(len(loader.dataset), self.rank, self.world_size)
         return torch.utils.data.DataLoader(

@@ -191,6 +191,18 @@ def test_tensor_loader_covers_every_example_once_per_epoch():
     assert len(ordered) == 2 and torch.cat([yb for _, yb in ordered]).tolist() == list(range(8))
 
 
+def test_tensor_loader_shards_for_distributed_training():
+    x, y = torch.arange(11).float().view(11, 1), torch.arange(11)
+    loader = data.TensorLoader(x, y, batch_size=2, seed=5)
+    shards = [loader.shard(r, 3) for r in range(3)]
+    seen = [torch.cat([yb for _, yb in s]).tolist() for s in shards]
+    assert [len(s) for s in seen] == [4, 4, 4]  # padded to equal length: same number of steps
+    assert set(sum(seen, [])) == set(range(11))
+    evals = [loader.__class__(x, y, batch_size=2, shuffle=False).shard(r, 3) for r in range(3)]
+    flat = sorted(sum((torch.cat([yb for _, yb in e]).tolist() for e in evals), []))
+    assert flat == list(range(11))  # evaluation shards: disjoint, nothing repeated
+
+
 def test_make_loaders():
     ds = data.load_dataset("digits", "train")
     train, val = data.make_loaders(

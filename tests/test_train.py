@@ -213,7 +213,7 @@ DDP_SCRIPT = textwrap.dedent(
     """
     import json, os, sys, torch
     from torch import nn
-    from course_lib.data import load_dataset, make_loaders
+    from course_lib.data import TensorLoader, load_dataset, make_loaders
     from course_lib.runtime import seed_everything
     from course_lib.train import Trainer, ModelCheckpoint
     torch.set_num_threads(1)
@@ -223,7 +223,11 @@ DDP_SCRIPT = textwrap.dedent(
     opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
     out = sys.argv[1]
     trainer = Trainer(model, opt, device="cpu", callbacks=[ModelCheckpoint(out + "/ckpt.pt")])
-    tl, vl = make_loaders(train, val, batch_size=32, device="cpu")
+    if sys.argv[2] == "dataloader":
+        tl, vl = make_loaders(train, val, batch_size=32, device="cpu")
+    else:
+        tl = TensorLoader(train, batch_size=32)
+        vl = TensorLoader(val, batch_size=64, shuffle=False)
     hist = trainer.fit(tl, vl, epochs=3)
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
     with open(f"{out}/rank{trainer.rank}.json", "w") as f:
@@ -233,11 +237,12 @@ DDP_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_ddp_with_two_cpu_processes(tmp_path, digits):
+@pytest.mark.parametrize("loader_kind", ["dataloader", "tensor"])
+def test_ddp_with_two_cpu_processes(tmp_path, digits, loader_kind):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(script), str(tmp_path)]  # fmt: skip
+           str(script), str(tmp_path), loader_kind]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
