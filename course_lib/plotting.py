@@ -115,3 +115,138 @@ def image_grid(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_confusion_matrix(
+    cm: np.ndarray,
+    classes: Sequence[str] | None = None,
+    normalize: bool = False,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    cmap: str = "Blues",
+) -> plt.Axes:
+    """Heat map of a confusion matrix ``cm[i, j]`` = count of true class ``i`` predicted as ``j``.
+
+    ``normalize=True`` divides each row by its total, so the diagonal shows per-class recall.
+    """
+    cm = np.asarray(cm, dtype=float)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"confusion matrix must be square (K, K), got {cm.shape}")
+    if normalize:
+        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    k = cm.shape[0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.45 * k + 2.5, 0.45 * k + 2))
+    im = ax.imshow(cm, cmap=cmap, vmin=0)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    names = list(classes) if classes is not None else [str(i) for i in range(k)]
+    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right")
+    ax.set_yticks(range(k), names)
+    if k <= 12:
+        fmt = "{:.2f}" if normalize else "{:.0f}"
+        for i in range(k):
+            for j in range(k):
+                color = "white" if cm[i, j] > 0.6 * cm.max() else "black"
+                ax.text(
+                    j, i, fmt.format(cm[i, j]), ha="center", va="center", fontsize=7, color=color
+                )
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(
+        title or ("confusion matrix (row-normalised)" if normalize else "confusion matrix")
+    )
+    return ax
+
+
+def plot_reliability(
+    y_true,
+    y_prob,
+    n_bins: int = 15,
+    ax: plt.Axes | None = None,
+    label: str | None = None,
+    show_counts: bool = True,
+) -> plt.Axes:
+    """Reliability diagram: accuracy against confidence per bin, with the diagonal.
+
+    Bars show each bin's accuracy; the red gap up to the bin's mean confidence is the
+    miscalibration that ECE averages (weighted by the bin's share of samples). The title
+    reports ECE. ``y_prob`` is ``(N, K)`` probabilities (or ``(N,)`` for binary).
+    """
+    from course_lib.metrics import expected_calibration_error, reliability_curve
+
+    curve = reliability_curve(y_true, y_prob, n_bins=n_bins)
+    ece = expected_calibration_error(y_true, y_prob, n_bins=n_bins)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 4.2))
+    edges = curve.edges
+    width = np.diff(edges)
+    filled = curve.count > 0
+    ax.bar(edges[:-1][filled], curve.accuracy[filled], width[filled], align="edge",
+           edgecolor="black", alpha=0.8, label="accuracy")  # fmt: skip
+    gap_lo = np.minimum(curve.accuracy, curve.confidence)[filled]
+    gap_hi = np.abs(curve.accuracy - curve.confidence)[filled]
+    ax.bar(edges[:-1][filled], gap_hi, width[filled], bottom=gap_lo, align="edge",
+           color="red", alpha=0.3, hatch="//", label="gap to confidence")  # fmt: skip
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    if show_counts:
+        share = curve.count / max(curve.count.sum(), 1)
+        ax.plot((edges[:-1] + edges[1:]) / 2, share, "o-", ms=3, color="gray", lw=1,
+                label="share of samples")  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{label + ': ' if label else ''}ECE = {100 * ece:.2f} %")
+    ax.legend(fontsize="x-small", loc="upper left")
+    return ax
+
+
+def plot_filters(weight: torch.Tensor, ncols: int = 8, title: str | None = None) -> plt.Figure:
+    """Show convolution kernels ``(C_out, C_in, kH, kW)``: one tile per output channel
+    (RGB when ``C_in == 3``, otherwise the first input channel), each rescaled to [0, 1]."""
+    w = torch.as_tensor(weight).detach().float().cpu()
+    if w.dim() != 4:
+        raise ValueError(f"expected conv weights (C_out, C_in, kH, kW), got {tuple(w.shape)}")
+    tiles = w if w.shape[1] == 3 else w[:, :1]
+    return image_grid(tiles, ncols=ncols, title=title, cmap="gray", size=0.9)
+
+
+def plot_feature_maps(
+    maps: torch.Tensor, ncols: int = 8, title: str | None = None, max_maps: int = 32
+):
+    """Show the channels of one feature map ``(C, H, W)`` (or the first example of ``(N, C, H, W)``)."""
+    m = torch.as_tensor(maps).detach().float().cpu()
+    if m.dim() == 4:
+        m = m[0]
+    if m.dim() != 3:
+        raise ValueError(f"expected feature maps (C, H, W) or (N, C, H, W), got {tuple(m.shape)}")
+    return image_grid(m[:max_maps].unsqueeze(1), ncols=ncols, title=title, cmap="viridis", size=1.0)
+
+
+def plot_decision_boundary(
+    predict,
+    x: np.ndarray,
+    y: np.ndarray,
+    ax: plt.Axes | None = None,
+    resolution: int = 200,
+    margin: float = 0.5,
+    title: str | None = None,
+) -> plt.Axes:
+    """Colour the plane by ``predict(points (M, 2)) -> labels (M,)`` and scatter ``x (N, 2)``
+    coloured by ``y (N,)``."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"decision boundaries need 2-D inputs (N, 2), got {x.shape}")
+    (x0, y0), (x1, y1) = x.min(0) - margin, x.max(0) + margin
+    gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    grid = np.c_[gx.ravel(), gy.ravel()]
+    z = np.asarray(predict(grid)).reshape(gx.shape)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4))
+    ax.contourf(gx, gy, z, alpha=0.25, cmap="tab10", vmin=0, vmax=9)
+    ax.scatter(x[:, 0], x[:, 1], c=y, cmap="tab10", vmin=0, vmax=9, s=12, edgecolor="k", lw=0.3)
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    if title:
+        ax.set_title(title)
+    return ax
