@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/python scripts/build_book.py
+	PYTHON=$(BIN)/python scripts/build_book.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
