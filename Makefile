@@ -1,6 +1,7 @@
 # One-command entry points. Each target creates the virtual environment on first use.
 #   make book   build the HTML book into _build/html
-#   make test   lint, then every test: library, exercises, grading, notebooks (ci profile), site
+#   make test   lint, then every test: library, exercises, grading, notebooks (ci profile),
+#               then builds the book and opens every page in headless Chromium
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -31,8 +32,8 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	COURSE_PROFILE=ci $(BIN)/pytest --nbval-lax -p no:cacheprovider -n 2 --dist loadfile book
 
-site: $(STAMP)
-	$(BIN)/pytest tests -m browser
+site: book
+	BOOK_TEST_PREBUILT=1 $(BIN)/pytest tests -m browser
 
 test: lint unit notebooks site
 

@@ -1,0 +1,230 @@
+"""Tests for the notebook tooling in scripts/: execution with metadata, the Colab setup cell and
+the generated book pages (toc, exercise pages, API pages)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+execute_notebooks = _load("execute_notebooks")
+colab_cell = _load("colab_cell")
+book_pages = _load("book_pages")
+
+
+def _write_nb(path: Path, *sources: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# A notebook")]
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+# --------------------------------------------------------------------- execute_notebooks.py
+
+
+@pytest.mark.slow
+def test_execute_records_metadata_and_keeps_failed_notebook_unchanged(tmp_path, capsys):
+    good = _write_nb(
+        tmp_path / "good" / "good.ipynb",
+        "import os\nprint(os.environ['COURSE_PROFILE'], os.getcwd())",
+        "21 * 2",
+    )
+    bad = _write_nb(
+        tmp_path / "bad.ipynb",
+        "x = 1",
+        "first_line = 'here'\nsecond = 2\nthird = 3\nfourth = 4\nfifth = 5\nsixth = 6\n1 / 0",
+        "print('never reached')",
+    )
+    bad_bytes = bad.read_bytes()
+
+    rc = execute_notebooks.main([str(good), str(bad), "--profile", "ci", "--keep-going"])
+    captured = capsys.readouterr()
+
+    assert rc == 1
+    # The good notebook ran in its own folder with the profile in the kernel's environment ...
+    nb = nbformat.read(good, as_version=4)
+    assert nb.cells[1].outputs[0]["text"].strip() == f"ci {good.parent}"
+    assert nb.cells[2].outputs[0]["data"]["text/plain"] == "42"
+    record = nb.metadata["course"]["execution"]
+    assert record["profile"] == "ci"
+    assert record["device"] == "cpu"
+    assert record["course_lib"] and record["torch"] and record["torchvision"]
+    assert record["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["executed_at"])
+    assert 0 <= record["wall_time_s"] < 60
+    assert record["host_kind"] in {"local", "ci", "github-actions"}
+    # ... and the failing one is byte-for-byte unchanged, with a report naming cell and error.
+    assert bad.read_bytes() == bad_bytes
+    assert f"FAILED: {bad} (cell index 2" in captured.err
+    assert "| first_line = 'here'" in captured.err
+    assert "(2 more lines)" in captured.err
+    assert "ZeroDivisionError: division by zero" in captured.err
+    assert "never reached" not in captured.out + captured.err
+
+
+def test_execute_rejects_unknown_profile_and_paths(tmp_path):
+    with pytest.raises(SystemExit):
+        execute_notebooks.main([str(tmp_path / "missing.ipynb"), "--profile", "cpu"])
+    with pytest.raises(SystemExit):
+        execute_notebooks.main([str(tmp_path), "--profile", "laptop"])
+    with pytest.raises(ValueError, match="profile must be one of"):
+        execute_notebooks.execute_notebook(tmp_path / "x.ipynb", "laptop")
+
+
+# ------------------------------------------------------------------------------ colab_cell.py
+
+
+def _repo(tmp_path: Path, url: str = "https://github.com/example-org/dl-course") -> Path:
+    (tmp_path / "_config.yml").write_text(f"repository:\n  url: {url}\n  branch: dev\n")
+    _write_nb(tmp_path / "book" / "01_intro.ipynb", "print('chapter')")
+    _write_nb(tmp_path / "solutions" / "ex01" / "ex01.ipynb", "answer = 42")
+    _write_nb(tmp_path / "exercises" / "ex01" / "ex01.ipynb", "answer = None")
+    return tmp_path
+
+
+def test_colab_cell_writes_sources_and_checks_release(tmp_path, capsys):
+    root = _repo(tmp_path)
+    chapter, solution = root / "book" / "01_intro.ipynb", root / "solutions/ex01/ex01.ipynb"
+    release = root / "exercises/ex01/ex01.ipynb"
+    release_bytes = release.read_bytes()
+
+    assert colab_cell.main(["--root", str(root), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert all(str(p) in err for p in (chapter, solution, release))
+
+    # Writing touches chapters and nbgrader sources, never the generated release.
+    assert colab_cell.main(["--root", str(root)]) == 1
+    assert release.read_bytes() == release_bytes
+    err = capsys.readouterr().err
+    assert str(release) in err and str(chapter) not in err and "re-release exercises/" in err
+    for path in (chapter, solution):
+        nb = nbformat.read(path, as_version=4)
+        first = nb.cells[0]
+        assert first.cell_type == "code" and "colab-setup" in first.metadata["tags"]
+        assert "git+https://github.com/example-org/dl-course.git@dev" in first.source
+        assert "nbgrader" not in first.metadata  # a plain, non-graded cell
+        assert nb.cells[1].cell_type == "markdown"  # the old first cell follows
+        assert sum("colab-setup" in c.metadata.get("tags", []) for c in nb.cells) == 1
+
+    # Writing again is a no-op; once the release carries the cell, the check passes.
+    before = solution.read_bytes()
+    colab_cell.main(["--root", str(root)])
+    assert solution.read_bytes() == before
+    release.write_bytes(solution.read_bytes())
+    assert colab_cell.main(["--root", str(root), "--check"]) == 0
+
+    # Changing the repository URL makes every notebook stale.
+    (root / "_config.yml").write_text("repository:\n  url: https://github.com/other/x\n")
+    assert colab_cell.main(["--root", str(root), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert all(str(p) in err for p in (chapter, solution, release))
+
+
+def test_colab_cell_installs_only_on_colab(monkeypatch):
+    source = colab_cell.cell_source("https://github.com/example-org/dl-course", "main")
+    calls = []
+    monkeypatch.setattr("subprocess.run", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(source, "<colab-setup>", "exec"), {})
+    assert calls == []
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    exec(compile(source, "<colab-setup>", "exec"), {})
+    assert len(calls) == 1
+    args, kwargs = calls[0]
+    assert args[0][1:4] == ["-m", "pip", "install"]
+    assert args[0][-1] == "course_lib @ git+https://github.com/example-org/dl-course.git@main"
+    assert kwargs["check"] is True
+
+
+def test_repository_notebooks_have_current_colab_cell():
+    """Every chapter, solution and released exercise starts with the configured setup cell."""
+    assert colab_cell.main(["--check"]) == 0, "run: .venv/bin/python scripts/colab_cell.py"
+
+
+# ------------------------------------------------------------------------------ book_pages.py
+
+
+def test_book_pages_follow_files_present(tmp_path):
+    (tmp_path / "_config.yml").write_text(
+        "repository:\n  url: https://github.com/example-org/dl-course\n  branch: main\n"
+    )
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.md").write_text(
+        f"# Intro\n\n{book_pages.MAP_START}\nold\n{book_pages.MAP_END}\n\nAfter.\n"
+    )
+    _write_nb(tmp_path / "book" / "02_convolutions.ipynb", "x = 1")
+    _write_nb(tmp_path / "exercises" / "ex02_convolution" / "ex02_convolution.ipynb", "y = 2")
+    (tmp_path / "course_lib" / "models").mkdir(parents=True)
+    (tmp_path / "course_lib" / "runtime.py").write_text("")
+    (tmp_path / "course_lib" / "models" / "__init__.py").write_text("")
+    (tmp_path / "course_lib" / "models" / "resnet.py").write_text("")
+
+    assert book_pages.main(["--root", str(tmp_path), "--check"]) == 1
+    assert book_pages.main(["--root", str(tmp_path)]) == 0
+    assert book_pages.main(["--root", str(tmp_path), "--check"]) == 0
+
+    toc = (tmp_path / "_toc.yml").read_text()
+    assert "file: book/02_convolutions" in toc and "file: book/01_losses" not in toc
+    # Every exercise has a page (chapters may link to it); only released ones offer a download.
+    assert "file: book/exercises/ex02_convolution" in toc and "file: book/exercises/ex01" in toc
+    unreleased = (tmp_path / "book" / "exercises" / "ex01_losses_init.md").read_text()
+    assert "{download}" not in unreleased and "not released yet" in unreleased
+    assert "file: book/api/runtime" in toc and "file: book/api/models" in toc
+    page = (tmp_path / "book" / "exercises" / "ex02_convolution.md").read_text()
+    assert (
+        "{download}`ex02_convolution.ipynb </exercises/ex02_convolution/ex02_convolution.ipynb>`"
+        in page
+    )
+    assert "course-grade validate exercises/ex02_convolution/ex02_convolution.ipynb" in page
+    assert "{doc}`Chapter 2 <../02_convolutions>`" in page
+    assert (
+        "colab.research.google.com/github/example-org/dl-course/blob/main/exercises/"
+        "ex02_convolution/ex02_convolution.ipynb" in page
+    )
+    models = (tmp_path / "book" / "api" / "models.md").read_text()
+    assert ".. automodule:: course_lib.models.resnet" in models
+    intro = (tmp_path / "book" / "intro.md").read_text()
+    assert "old" not in intro and intro.endswith("\n\nAfter.\n")
+    assert "{doc}`A notebook <02_convolutions>`" in intro  # title from the notebook
+    assert "Residual networks *(in preparation)*" in intro
+
+    # A chapter or module removed again disappears; its stale generated page is removed.
+    (tmp_path / "book" / "02_convolutions.ipynb").unlink()
+    (tmp_path / "course_lib" / "runtime.py").unlink()
+    assert book_pages.main(["--root", str(tmp_path), "--check"]) == 1
+    book_pages.main(["--root", str(tmp_path)])
+    assert "02_convolutions" not in (tmp_path / "_toc.yml").read_text()
+    assert not (tmp_path / "book" / "api" / "runtime.md").exists()
+
+
+def test_every_chapter_records_how_its_outputs_were_produced():
+    """Each chapter's stored outputs come from scripts/execute_notebooks.py (the page shows it)."""
+    missing = {}
+    for path in sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb")):
+        record = nbformat.read(path, as_version=4).metadata.get("course", {}).get("execution")
+        keys = {"profile", "device", "torch", "course_lib", "python", "wall_time_s", "executed_at"}
+        if not record or not keys <= set(record) or record["profile"] not in ("ci", "cpu", "gpu"):
+            missing[path.name] = sorted(keys - set(record or {}))
+    assert not missing, (
+        f"re-run with: .venv/bin/python scripts/execute_notebooks.py book/NN_name.ipynb "
+        f"--profile cpu  (missing metadata: {missing})"
+    )

@@ -1,0 +1,520 @@
+"""The book as a website: configuration checks, then the built site opened in a real browser.
+
+The browser tests (``-m browser``) build the book with ``scripts/build_book.sh`` (warnings are
+errors), serve ``_build/html`` on 127.0.0.1 and open every page in Debian's headless Chromium
+through Playwright. While the book has no chapter notebook yet, they build a temporary copy
+of the repository with one small placeholder chapter instead, so that launch buttons, stored
+outputs, images and the execution note are still exercised. Screenshots of two pages are kept
+in ``_build/screenshots/``.
+
+Run them alone with ``.venv/bin/python -m pytest tests/test_site.py -m browser``;
+``BOOK_TEST_PLACEHOLDER=1`` tests the site machinery on the placeholder chapter only (without the
+real chapters, e.g. while one of them breaks the build); ``BOOK_TEST_PREBUILT=1`` tests the site
+already in ``_build/html`` (as ``make book`` left it) without building it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urldefrag, urlparse
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+PLACEHOLDER = "00_placeholder_test"
+CHAPTER = re.compile(r"^\d\d_\w+\.ipynb$")
+
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+REPO_URL = CONFIG["repository"]["url"].rstrip("/")
+BRANCH = CONFIG["repository"].get("branch", "main")
+
+
+# ------------------------------------------------------------------ configuration (no browser)
+
+
+def test_config_is_offline_and_derives_everything_from_one_repository_url():
+    assert CONFIG["execute"]["execute_notebooks"] == "off"
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", REPO_URL)
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert CONFIG["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    sphinx = CONFIG["sphinx"]["config"]
+    assert not urlparse(sphinx["mathjax_path"]).scheme, "MathJax must be served locally"
+    assert (ROOT / CONFIG["html"]["favicon"]).is_file()
+    text = (ROOT / "_config.yml").read_text(encoding="utf-8")
+    assert text.count("github.com/") == 1, "the repository URL is configured in one place only"
+
+
+def _bib_keys() -> list[str]:
+    return re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text("utf-8"), re.M)
+
+
+def test_bibliography_has_the_seed_papers_and_every_cited_key():
+    keys = _bib_keys()
+    assert len(keys) == len(set(keys)), "duplicate bibtex keys"
+    required = {
+        "he2015delving", "he2016deep", "he2016identity", "ioffe2015batch",
+        "srivastava2014dropout", "srivastava2015highway", "zhang2017understanding",
+        "zhang2018mixup", "guo2017calibration", "loshchilov2019decoupled", "wu2018group",
+        "ba2016layer", "huang2016deep", "huang2017densely", "zagoruyko2016wide",
+        "wightman2021resnet", "nakkiran2019deep", "demsar2006statistical", "lecun1998gradient",
+        "krizhevsky2012imagenet", "simonyan2015very", "szegedy2015going",
+        "glorot2010understanding", "xie2017aggregated", "yun2019cutmix", "cubuk2020randaugment",
+        "muller2021trivialaugment", "li2019understanding", "santurkar2018how", "keskar2017large",
+        "greydanus2020scaling", "naeini2015obtaining", "nixon2019measuring",
+        "lakshminarayanan2017simple", "gal2016dropout", "smith2017cyclical",
+        "smith2018disciplined", "goodfellow2016deep",
+    }  # fmt: skip
+    assert required <= set(keys), f"missing: {sorted(required - set(keys))}"
+    cited: set[str] = set()
+    sources = list((ROOT / "book").rglob("*.md")) + list((ROOT / "book").glob("*.ipynb"))
+    for path in sources:
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", path.read_text("utf-8")):
+            cited |= {k.strip() for k in group.split(",")}
+    assert cited <= set(keys), f"cited but not in references.bib: {sorted(cited - set(keys))}"
+
+
+def _book_ext():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "course_book_ext", ROOT / "scripts/course_book_ext.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docstring_bars_are_escaped_outside_literals():
+    ext = _book_ext()
+    assert ext.escape_bars("ECE = Σ_m (|B_m| / N) |acc − conf|") == (
+        "ECE = Σ_m (\\|B_m\\| / N) \\|acc − conf\\|"
+    )
+    assert ext.escape_bars("``|x|`` and :math:`|x|` stay") == "``|x|`` and :math:`|x|` stay"
+    assert ext.escape_bars("a | b || c") == "a | b || c"
+    lines = ["Sum of |w|::", "", "    y = |w|", "", "Then |v|.", ">>> abs(|x|)"]
+    ext.escape_docstring_bars(None, "function", "f", None, {}, lines)
+    assert lines == ["Sum of \\|w\\|::", "", "    y = |w|", "", "Then \\|v\\|.", ">>> abs(|x|)"]
+
+
+def test_execution_note_reads_the_metadata():
+    ext = _book_ext()
+    record = {
+        "profile": "gpu", "device": "cuda", "gpu": "NVIDIA H100", "python": "3.11.7",
+        "torch": "2.15.0", "course_lib": "0.1.0", "wall_time_s": 3725.4,
+        "executed_at": "2026-11-23T12:00:00Z", "host_kind": "colab",
+    }  # fmt: skip
+    assert ext.execution_note(record) == (
+        "Outputs produced with the 'gpu' profile on cuda (NVIDIA H100) (colab; Python 3.11.7, "
+        "torch 2.15.0, course_lib 0.1.0) in 1 h 2 min on 2026-11-23 UTC."
+    )
+    assert "no execution record" in ext.execution_note(None)
+
+
+# ---------------------------------------------------------------------------- the built site
+
+
+@dataclass
+class Site:
+    html: Path
+    chapter: str  # stem of a chapter notebook whose launch buttons are checked
+    placeholder: bool
+
+
+def _png() -> bytes:
+    """A small real figure, as a chapter would store it."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1.5), dpi=50)
+    ax.plot([0, 1, 2], [0, 1, 4])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _placeholder_chapter(path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("colab_cell", ROOT / "scripts/colab_cell.py")
+    colab_cell = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(colab_cell)
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["course"] = {
+        "execution": {
+            "profile": "cpu", "device": "cpu", "python": "3.11.7", "torch": "2.15.0",
+            "course_lib": "0.1.0", "wall_time_s": 75.0, "executed_at": "2026-11-23T12:00:00Z",
+            "host_kind": "local", "cpu_count": 2,
+        }
+    }  # fmt: skip
+    plot = nbformat.v4.new_code_cell("plot()", execution_count=2)
+    plot.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={"image/png": base64.b64encode(_png()).decode(), "text/plain": "<Figure>"},
+        )
+    ]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            "# Placeholder chapter\n\nSoftmax turns scores into probabilities "
+            "{cite}`goodfellow2016deep`:\n\n$$p_k = \\frac{e^{z_k}}{\\sum_j e^{z_j}}$$\n\n"
+            "and inline math $\\ell = -\\log p_y$ works too. Practise in the "
+            "[exercises](exercises.md)."
+        ),
+        nbformat.v4.new_code_cell("x = 21 * 2\nx", execution_count=1),
+        plot,
+    ]
+    nb.cells[1].outputs = [
+        nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)
+    ]
+    colab_cell.refresh(nb, colab_cell.cell_source(REPO_URL, BRANCH))
+    nbformat.write(nb, path)
+
+
+def _build(root: Path) -> None:
+    start = time.perf_counter()
+    env = dict(os.environ, PYTHON=str(ROOT / ".venv" / "bin" / "python"))
+    mathjax = ROOT / "_build" / "npm" / "node_modules" / "mathjax"
+    if "COURSE_MATHJAX_DIR" not in env and (mathjax / "es5" / "tex-chtml.js").is_file():
+        env["COURSE_MATHJAX_DIR"] = str(mathjax)
+    result = subprocess.run(
+        ["bash", str(root / "scripts" / "build_book.sh")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        log = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+        problems = [ln for ln in log.splitlines() if re.search(r"WARNING|ERROR|rror:", ln)]
+        pytest.fail("book build failed:\n" + "\n".join(problems[-40:] or log.splitlines()[-40:]))
+    print(f"\nbook built in {time.perf_counter() - start:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Site:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (install it: apt-get install -y chromium)")
+    chapters = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb") if CHAPTER.match(p.name))
+    placeholder_only = os.environ.get("BOOK_TEST_PLACEHOLDER") == "1"
+    if chapters and not placeholder_only:
+        if os.environ.get("BOOK_TEST_PREBUILT") != "1":
+            _build(ROOT)
+        elif not (ROOT / "_build" / "html" / "index.html").is_file():
+            pytest.fail("BOOK_TEST_PREBUILT=1 but _build/html is empty: run scripts/build_book.sh")
+        return Site(ROOT / "_build" / "html", chapters[0], placeholder=False)
+    # No chapter yet: build a copy of the book with a placeholder chapter (never in book/).
+    copy = tmp_path_factory.mktemp("book") / "repo"
+    ignore = shutil.ignore_patterns("_build", "__pycache__", ".ipynb_checkpoints", "*.pyc")
+    if placeholder_only:  # the site machinery without the chapters' content
+        ignore = shutil.ignore_patterns(
+            "_build", "__pycache__", ".ipynb_checkpoints", "*.pyc", "[0-9][0-9]_*.ipynb"
+        )
+    for name in ("book", "scripts", "course_lib", "exercises"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, copy / name, ignore=ignore)
+    for name in ("_config.yml", "references.bib"):
+        shutil.copy2(ROOT / name, copy / name)
+    _placeholder_chapter(copy / "book" / f"{PLACEHOLDER}.ipynb")
+    original = (copy / "scripts" / "book_pages.py").read_text(encoding="utf-8")
+    (copy / "scripts" / "book_pages.py").write_text(
+        original.replace(
+            "CHAPTERS = [\n",
+            f'CHAPTERS = [\n    Chapter("{PLACEHOLDER}", "Placeholder", "A", "test only"),\n',
+            1,
+        ),
+        encoding="utf-8",
+    )
+    _build(copy)
+    return Site(copy / "_build" / "html", PLACEHOLDER, placeholder=True)
+
+
+NOT_FOUND: list[str] = []  # every path the server answered with an error
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+    def send_error(self, code, message=None, explain=None) -> None:
+        NOT_FOUND.append(f"{self.path} (HTTP {code})")
+        try:
+            super().send_error(code, message, explain)
+        except (BrokenPipeError, ConnectionResetError):  # the browser navigated on
+            pass
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    handler = functools.partial(_QuietHandler, directory=str(site.html))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class PageReport:
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    external_requests: list[str] = field(default_factory=list)
+    raw_math: list[str] = field(default_factory=list)
+    unrendered_math: int = 0
+    broken_images: list[str] = field(default_factory=list)
+    links: set[str] = field(default_factory=set)
+
+
+# Visible text outside code, and math that MathJax did not typeset.
+PAGE_PROBE = """
+async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  const imgs = Array.from(document.images);
+  await Promise.all(imgs.map(i => i.complete ? null :
+      new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); })));
+  const skip = 'pre, code, script, style, textarea, mjx-container, .highlight, nav.bd-links';
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const raw = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest(skip) || !el.checkVisibility()) continue;
+    const t = n.textContent;
+    if (/\\$\\$|\\\\\\(|\\\\\\[|\\\\begin\\{/.test(t)) raw.push(t.trim().slice(0, 80));
+  }
+  const unrendered = Array.from(document.querySelectorAll('.math'))
+      .filter(e => !e.querySelector('mjx-container')).length;
+  return {
+    raw, unrendered,
+    broken: imgs.filter(i => i.naturalWidth === 0).map(i => i.currentSrc || i.src),
+    links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+  };
+}
+"""
+
+
+def _pages(html: Path) -> list[str]:
+    skip = ("_static/", "_sources/", "_images/", "_downloads/")
+    pages = [p.relative_to(html).as_posix() for p in sorted(html.rglob("*.html"))]
+    return [p for p in pages if not p.startswith(skip)]
+
+
+@pytest.fixture(scope="module")
+def crawl(site, server, browser) -> dict[str, PageReport]:
+    """Open every page once and record what happened."""
+    host = urlparse(server).netloc
+    reports: dict[str, PageReport] = {}
+    start = time.perf_counter()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    current = [PageReport()]  # the report that events are recorded into
+
+    def on_request(request) -> None:
+        parsed = urlparse(request.url)
+        if parsed.scheme in ("http", "https", "ws", "wss") and parsed.netloc != host:
+            current[0].external_requests.append(request.url)
+
+    def on_console(message) -> None:
+        if message.type == "error":
+            where = message.location.get("url", "")
+            current[0].console_errors.append(f"{message.text} @ {where}")
+
+    def on_response(response) -> None:
+        if response.status >= 400:
+            current[0].failed_requests.append(f"{response.url} (HTTP {response.status})")
+
+    page.on("request", on_request)
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: current[0].console_errors.append(str(error)))
+
+    def on_failed(request) -> None:
+        # ERR_ABORTED: cancelled because we navigated on (e.g. the favicon still loading);
+        # missing files are caught as HTTP errors by on_response and by the server.
+        if request.failure != "net::ERR_ABORTED":
+            current[0].failed_requests.append(f"{request.url} ({request.failure})")
+
+    page.on("requestfailed", on_failed)
+    page.on("response", on_response)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for page_path in _pages(site.html):
+        report = current[0] = reports[page_path] = PageReport()
+        page.goto(server + page_path, wait_until="load")
+        if page_path == "index.html":  # Jupyter Book's redirect to the first page
+            page.wait_for_url("**/book/intro.html")
+            page.wait_for_load_state("load")
+        result = page.evaluate(PAGE_PROBE)
+        report.raw_math = result["raw"]
+        report.unrendered_math = result["unrendered"]
+        report.broken_images = result["broken"]
+        report.links = set(result["links"])
+        if page_path == "book/intro.html":
+            page.screenshot(path=str(SCREENSHOTS / "intro.png"), full_page=True)
+        elif page_path == f"book/{site.chapter}.html":
+            page.screenshot(path=str(SCREENSHOTS / "chapter.png"), full_page=True)
+    context.close()
+    print(f"\n{len(reports)} pages crawled in {time.perf_counter() - start:.0f} s")
+    return reports
+
+
+def _problems(crawl: dict[str, PageReport], attribute: str) -> dict[str, object]:
+    return {page: getattr(r, attribute) for page, r in crawl.items() if getattr(r, attribute)}
+
+
+@pytest.mark.browser
+def test_every_page_is_crawled(site, crawl):
+    assert {"book/intro.html", "book/exercises.html", "book/api.html", "search.html"} <= set(crawl)
+    assert f"book/{site.chapter}.html" in crawl
+    assert any(p.startswith("book/api/") for p in crawl)
+
+
+@pytest.mark.browser
+def test_no_console_errors(crawl):
+    assert not _problems(crawl, "console_errors")
+
+
+@pytest.mark.browser
+def test_no_failed_requests(crawl):
+    assert not _problems(crawl, "failed_requests")
+    assert not NOT_FOUND, "the server answered these requests with an error"
+
+
+@pytest.mark.browser
+def test_no_request_leaves_the_local_host(crawl):
+    assert not _problems(crawl, "external_requests")
+
+
+@pytest.mark.browser
+def test_mathjax_rendered_everywhere(crawl):
+    assert not _problems(crawl, "raw_math")
+    assert not _problems(crawl, "unrendered_math")
+
+
+@pytest.mark.browser
+def test_math_is_typeset_by_local_mathjax(site, server, browser):
+    page = browser.new_page()
+    page.goto(server + "book/intro.html", wait_until="load")
+    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.document")
+    page.evaluate("MathJax.startup.promise")
+    assert page.locator("mjx-container").count() >= 3  # the intro's display and inline math
+    script = page.eval_on_selector("script[src*='tex-chtml']", "s => s.src")
+    assert urlparse(script).netloc == urlparse(server).netloc
+    page.close()
+
+
+@pytest.mark.browser
+def test_every_image_loaded(site, crawl):
+    assert not _problems(crawl, "broken_images")
+    if site.placeholder:
+        chapter = (site.html / "book" / f"{PLACEHOLDER}.html").read_text("utf-8")
+        assert "<img" in chapter  # the stored figure is on the page and was checked
+
+
+@pytest.mark.browser
+def test_every_internal_link_resolves(site, server, crawl):
+    host = urlparse(server).netloc
+    targets: dict[str, set[str]] = {}
+    for report in crawl.values():
+        for link in report.links:
+            if urlparse(link).netloc == host:
+                url, fragment = urldefrag(link)
+                targets.setdefault(url, set()).add(fragment)
+    broken, missing_anchor = [], []
+    for url, fragments in sorted(targets.items()):
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as err:
+            broken.append(f"{url} (HTTP {err.code})")
+            continue
+        if url.endswith(".html") or url.endswith("/"):
+            ids = set(re.findall(r'\b(?:id|name)="([^"]+)"', body))
+            missing_anchor += [f"{url}#{f}" for f in fragments if f and f not in ids]
+    assert len(targets) > 20
+    assert not broken
+    assert not missing_anchor
+
+
+@pytest.mark.browser
+def test_search_finds_a_term(server, browser):
+    page = browser.new_page()
+    page.goto(server + "search.html?q=Colab", wait_until="load")
+    results = page.locator("#search-results ul.search li")
+    results.first.wait_for(timeout=15_000)
+    hrefs = [a.get_attribute("href") for a in page.locator("#search-results ul.search li a").all()]
+    assert any("book/intro.html" in (h or "") for h in hrefs), hrefs
+    page.close()
+
+
+@pytest.mark.browser
+def test_chapter_has_colab_and_binder_buttons_and_execution_note(site, server, browser):
+    page = browser.new_page()
+    page.goto(server + f"book/{site.chapter}.html", wait_until="load")
+    repo = urlparse(REPO_URL).path.strip("/")
+    colab = page.locator("a[href^='https://colab.research.google.com/']")
+    assert colab.count() >= 1
+    assert colab.first.get_attribute("href") == (
+        f"https://colab.research.google.com/github/{repo}/blob/{BRANCH}/book/{site.chapter}.ipynb"
+    )
+    binder = page.locator("a[href^='https://mybinder.org/']").first.get_attribute("href")
+    assert binder.startswith(f"https://mybinder.org/v2/gh/{repo}/{BRANCH}?")
+    assert f"book/{site.chapter}.ipynb" in binder.replace("%2F", "/")
+    note = page.locator("p.course-execution-note")
+    assert note.count() == 1
+    assert re.search(r"Outputs produced with the '(ci|cpu|gpu)' profile", note.inner_text())
+    # The Colab setup cell is in the notebook but not on the page.
+    assert "google.colab" not in page.locator("article").inner_text()
+    page.close()
+
+
+@pytest.mark.browser
+def test_screenshots_kept(crawl):
+    for name in ("intro.png", "chapter.png"):
+        path = SCREENSHOTS / name
+        assert path.is_file() and path.stat().st_size > 10_000, path
