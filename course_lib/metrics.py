@@ -988,8 +988,10 @@ def wilcoxon_signed_rank(
     N <= 25. ``zero_method``: ``"wilcox"`` drops d_i = 0 (scipy's default), ``"zsplit"`` ranks
     them and splits their ranks evenly between R+ and R− (Demšar's suggestion).
     Raises ``ValueError`` for empty or unequal-length input or when every d_i is 0.
-    Agrees with ``scipy.stats.wilcoxon(scores_b, scores_a, zero_method, method="exact" or
-    "asymptotic", correction=False)``.
+    Agrees with ``scipy.stats.wilcoxon(scores_b, scores_a, zero_method, method="asymptotic",
+    correction=False)``, and with ``method="exact"`` when no two |d_i| tie (scipy's exact
+    table assumes distinct ranks; with ties the exact p-values here enumerate the tied ranks
+    and differ slightly).
     """
     a = _to_numpy(scores_a, "scores_a").astype(np.float64).ravel()
     b = _to_numpy(scores_b, "scores_b").astype(np.float64).ravel()
