@@ -78,6 +78,8 @@ def cosine_lr(step: int, base_lr: float, total_steps: int, min_lr: float = 0.0) 
     lr = min_lr + (base_lr − min_lr)·(1 + cos(π·step / total_steps)) / 2, and ``min_lr`` after
     ``total_steps`` (torch's scheduler would start rising again there).
     """
+    if total_steps <= 0:  # nothing to anneal (e.g. warmup_cosine with total == warmup)
+        return min_lr if step > 0 else base_lr
     t = min(step, total_steps) / total_steps
     return min_lr + (base_lr - min_lr) * (1.0 + math.cos(math.pi * t)) / 2.0
 

@@ -583,3 +583,11 @@ def test_signal_stats_with_targets_and_names():
     assert stats[["act_std", "grad_norm", "weight_grad_norm"]].notna().all().all()
     with pytest.raises(ValueError, match="no submodule named"):
         signal_stats(model, torch.randn(2, 3, 32, 32), modules=["nope"])
+
+
+def test_faithful_lenet_c3_multiply_adds_count_only_connected_kernels():
+    from course_lib.models import lenet5, summary
+
+    table = summary(lenet5(faithful=True, input_size=32), (1, 32, 32))
+    c3 = table[table["layer"].str.endswith("c3")].iloc[0]
+    assert c3["mult_adds"] == 60 * 5 * 5 * 10 * 10  # 60 connections, 5x5 kernels, 10x10 outputs

@@ -207,3 +207,11 @@ def test_lr_range_test_sweeps_stops_and_restores():
     assert res.suggested_lr == pytest.approx(res.min_loss_lr / 10)
     assert 1e-3 < res.min_loss_lr < 2.0 and 1e-4 <= res.steepest_lr <= res.lrs[-1]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_cosine_with_nothing_left_to_anneal_does_not_divide_by_zero():
+    from course_lib.optim import cosine_lr, warmup_cosine
+
+    assert cosine_lr(0, 0.1, 0) == 0.1 and cosine_lr(3, 0.1, 0, min_lr=0.01) == 0.01
+    values = [warmup_cosine(s, total_steps=4, warmup_steps=4, base_lr=0.1) for s in range(6)]
+    assert all(v == v for v in values)  # no NaN, no ZeroDivisionError

@@ -95,6 +95,10 @@ class PartialConv2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.full_weight(), self.bias)
 
+    def mult_adds(self, out: Tensor) -> int:
+        """Per example: one ``k x k`` dot product per connection and output position."""
+        return self.rows.numel() * self.kernel_size**2 * out.shape[-2] * out.shape[-1]
+
 
 class RBFOutput(nn.Module):
     """Euclidean RBF output units with FIXED prototypes: ``logit_k = -||x - w_k||^2``."""

@@ -41,7 +41,10 @@ def _mult_adds(module: nn.Module, out: torch.Tensor) -> int:
 
     Convolution: every output value is a dot product of length ``C_in / groups * prod(kernel)``.
     Linear: every output value is a dot product of length ``in_features``.
+    A module with its own ``mult_adds(out)`` method (e.g. LeNet's partial C3) counts itself.
     """
+    if hasattr(module, "mult_adds"):
+        return int(module.mult_adds(out))
     per_example = out[0].numel() if out.dim() > 0 else out.numel()
     if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
         k = 1
