@@ -127,7 +127,11 @@ def stratified_split(
 
 
 def subset(ds: ArrayDataset, n: int, seed: int = 0) -> ArrayDataset:
-    """A stratified random subset of ``n`` examples (all of them if ``n >= len(ds)``)."""
+    """A stratified random subset of ``n`` examples (all of them if ``n >= len(ds)``).
+
+    The examples keep the dataset's order. Splits of ``mnist5k`` are sorted by class (so
+    are their subsets): shuffle before taking ``x[:k]``, or use a shuffling loader.
+    """
     if n >= len(ds):
         return ds
     frac = n / len(ds)
