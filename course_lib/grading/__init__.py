@@ -1,0 +1,1 @@
+"""Instructor tooling around nbgrader: `course-grade release | autograde | validate` (see README.md)."""

@@ -1,0 +1,311 @@
+"""Helpers for nbgrader test cells: forbid shortcuts, compare robustly, record outputs.
+
+Exercise authors import these at the top of **every** test cell (a student's answer cell can
+shadow names defined earlier)::
+
+    from course_lib.grading.checks import assert_close, forbidden, plain, record
+
+and write a hidden test like this::
+
+    ### BEGIN HIDDEN TESTS
+    g = torch.Generator().manual_seed(0)                  # explicit generator: same inputs
+    x = torch.randn(4, 7, generator=g)                    # in the reference and student runs
+    with forbidden("torch.nn.functional.softmax", "aten._softmax"):
+        out = plain(softmax(x))                           # convert INSIDE the forbidden block
+    record("test_softmax_hidden/rand0", out)              # key = "<grade id>/<name>"
+    assert_close(out, torch.softmax(x, dim=-1), what="softmax(x) on a 4x7 batch")
+    ### END HIDDEN TESTS
+
+Three layers, from weakest to strongest:
+
+1. :func:`forbidden` makes the functions a student must not call raise
+   :class:`ForbiddenCallError`, both as Python attributes and at the ATen dispatch level.
+2. :func:`assert_close` compares type, shape, dtype and values after converting the student's
+   object to a plain tensor, so a tensor subclass with a lying ``__eq__`` cannot pass.
+3. :func:`record` saves the student's output as ``.npy`` when ``course-grade`` runs the notebook;
+   the trusted parent process compares it with the reference solution's recording *outside* the
+   student's process. A test cell earns its points only if nbgrader scored it and that comparison
+   passed, so deleting asserts or patching ``AssertionError`` gains nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+__all__ = [
+    "RECORD_DIR_ENV",
+    "ForbiddenCallError",
+    "assert_close",
+    "forbidden",
+    "plain",
+    "record",
+    "quiet",
+]
+
+#: Environment variable naming the directory where :func:`record` writes (set by course-grade).
+RECORD_DIR_ENV = "COURSE_GRADE_RECORD_DIR"
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+
+
+class ForbiddenCallError(RuntimeError):
+    """Raised when a student's code calls a function the exercise asks them to write themselves."""
+
+
+# ----------------------------------------------------------------------------------------------
+# forbidden(...)
+# ----------------------------------------------------------------------------------------------
+def _resolve(dotted: str) -> tuple[Any, str]:
+    """Split ``"a.b.c.name"`` into (the imported object ``a.b.c``, ``"name"``)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:-1]:
+            owner = getattr(owner, attr)
+        return owner, parts[-1]
+    raise ValueError(f"forbidden(): cannot import a module from {dotted!r}")
+
+
+def _raiser(name: str):
+    def blocked(*args: Any, **kwargs: Any) -> Any:
+        raise ForbiddenCallError(
+            f"Your code called {name}, which this exercise asks you to implement yourself. "
+            "Rewrite it with basic tensor operations (exp, max, sum, indexing, ...)."
+        )
+
+    blocked.__name__ = name.rsplit(".", 1)[-1]
+    blocked.__qualname__ = blocked.__name__
+    return blocked
+
+
+class _ForbidAten(TorchDispatchMode):
+    """Dispatch mode that raises when one of the given ATen operators runs."""
+
+    def __init__(self, ops: set[str]) -> None:
+        super().__init__()
+        self.ops = ops  # e.g. {"aten._softmax", "aten.convolution"}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        packet = f"{func.namespace}.{func.overloadpacket.__name__}"
+        if packet in self.ops or str(func) in self.ops:
+            raise ForbiddenCallError(
+                f"Your code ran the PyTorch operator {packet} (used by torch's own version of "
+                "the function you are asked to write). Implement it with basic tensor operations."
+            )
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def forbidden(*targets: str) -> Iterator[None]:
+    """Make the given references unusable while the ``with`` block runs.
+
+    Targets are dotted names (``"torch.nn.functional.softmax"``, ``"torch.optim.Adam"``,
+    ``"sklearn.metrics.f1_score"``, ``"course_lib.layers.conv2d"``) or ATen operators
+    (``"aten._softmax"``, ``"aten.convolution"``, ``"aten.native_batch_norm"``).
+
+    - A dotted name is replaced by a function raising :class:`ForbiddenCallError` on its module,
+      and every global of the notebook (``__main__``) bound to the same object is replaced too,
+      so ``from torch.nn.functional import softmax as sm`` is caught as well.
+    - An ``aten.*`` name is caught at dispatch level with a ``TorchDispatchMode``: any route to
+      the operator (``F.softmax``, ``x.softmax``, ``torch.special.softmax``, a reference captured
+      before the test) raises.
+
+    Everything is restored on exit, also when the block raises.
+    """
+    aten = {t for t in targets if t.startswith("aten.")}
+    patched: list[tuple[Any, str, Any]] = []
+    try:
+        for dotted in (t for t in targets if not t.startswith("aten.")):
+            owner, attr = _resolve(dotted)
+            original = getattr(owner, attr)
+            blocked = _raiser(dotted)
+            patched.append((owner, attr, original))
+            setattr(owner, attr, blocked)
+            main = sys.modules.get("__main__")
+            if main is not None:
+                for name, value in list(vars(main).items()):
+                    if value is original:
+                        patched.append((main, name, original))
+                        setattr(main, name, blocked)
+        mode = _ForbidAten(aten) if aten else contextlib.nullcontext()
+        with mode:
+            yield
+    finally:
+        for owner, attr, original in reversed(patched):
+            setattr(owner, attr, original)
+
+
+# ----------------------------------------------------------------------------------------------
+# plain(...) and assert_close(...)
+# ----------------------------------------------------------------------------------------------
+def plain(value: Any) -> Any:
+    """Return a trusted copy of a student's result: a plain ``torch.Tensor`` (detached, cloned).
+
+    Tensor subclasses are stripped with ``torch_function`` disabled (their methods never run),
+    numpy arrays and Python numbers/lists become tensors. Values that are not numeric
+    (modules, strings, ``None``) are returned unchanged so that :func:`assert_close` can report
+    a type error.
+    """
+    if isinstance(value, torch.Tensor):
+        with torch._C.DisableTorchFunctionSubclass():
+            base = torch.Tensor.as_subclass(value, torch.Tensor)
+            out = torch.Tensor.clone(torch.Tensor.detach(base))
+        return out
+    if isinstance(value, np.ndarray):
+        arr = np.array(value, copy=True, subok=False)
+        if arr.dtype == object:
+            return value
+        return torch.from_numpy(arr)
+    if isinstance(value, bool):
+        return torch.tensor(bool(value))
+    if isinstance(value, int):
+        return torch.tensor(int.__int__(value))  # the real value, even for an int subclass
+    if isinstance(value, float):
+        return torch.tensor(float.__float__(value), dtype=torch.float64)
+    if isinstance(value, np.generic):
+        return torch.from_numpy(np.array(value, copy=True))
+    if isinstance(value, list | tuple):
+        try:
+            return torch.as_tensor(np.array([float(v) for v in _flatten(value)])).reshape(
+                np.shape(value)
+            )
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def _flatten(items: Any) -> Iterator[Any]:
+    for item in items:
+        if isinstance(item, list | tuple):
+            yield from _flatten(item)
+        else:
+            yield item
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    return f"an object of type {type(value).__name__}"
+
+
+def assert_close(
+    actual: Any,
+    expected: Any,
+    what: str = "the result",
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    check_dtype: bool = True,
+) -> None:
+    """Check a student's result against the expected value and explain any mismatch.
+
+    ``actual`` is converted with :func:`plain` first; ``expected`` comes from the test.
+    Raises ``AssertionError`` naming ``what`` (say which function and mode, never the hidden
+    inputs): wrong type, wrong shape, wrong dtype, NaN/inf where there should be none, or the
+    largest absolute error and how many entries are off.
+    """
+    exp_is_tensor = isinstance(expected, torch.Tensor)
+    act = plain(actual)
+    exp = plain(expected)
+    if not isinstance(act, torch.Tensor):
+        raise AssertionError(f"{what}: expected a tensor or number, got {_describe(actual)}.")
+    if exp_is_tensor and not isinstance(actual, torch.Tensor):
+        raise AssertionError(
+            f"{what}: expected a torch.Tensor, got {type(actual).__name__}. "
+            "Return a tensor (e.g. build it with torch operations)."
+        )
+    if tuple(act.shape) != tuple(exp.shape):
+        raise AssertionError(
+            f"{what}: wrong shape {tuple(act.shape)}, expected {tuple(exp.shape)}. "
+            "Check which dimension you reduce over and whether you keep it."
+        )
+    if check_dtype and exp_is_tensor and act.dtype != exp.dtype:
+        raise AssertionError(
+            f"{what}: wrong dtype {act.dtype}, expected {exp.dtype}. "
+            "Keep the dtype of the input (avoid Python floats or .double() in the computation)."
+        )
+    a = act.detach().to(torch.float64) if act.dtype != torch.bool else act
+    e = exp.detach().to(torch.float64) if exp.dtype != torch.bool else exp
+    if a.dtype == torch.bool or e.dtype == torch.bool:
+        bad = int((a != e).sum())
+        if bad:
+            raise AssertionError(f"{what}: {bad} of {e.numel()} entries differ.")
+        return
+    a_nan, e_nan = torch.isnan(a), torch.isnan(e)
+    if bool((a_nan != e_nan).any()):
+        n = int((a_nan & ~e_nan).sum())
+        raise AssertionError(
+            f"{what}: {n} entries are NaN where a number is expected "
+            "(overflow in exp? subtract the maximum first)."
+        )
+    a_inf, e_inf = torch.isinf(a), torch.isinf(e)
+    if bool((a_inf != e_inf).any()) or bool((a[a_inf] != e[e_inf]).any()):
+        raise AssertionError(
+            f"{what}: infinite values where finite ones are expected (or the reverse); "
+            "look for exp() of a large number or log(0)."
+        )
+    fin = ~(a_nan | a_inf)
+    diff = (a[fin] - e[fin]).abs()
+    limit = atol + rtol * e[fin].abs()
+    bad = diff > limit
+    if bool(bad.any()):
+        raise AssertionError(
+            f"{what}: values differ in {int(bad.sum())} of {e.numel()} entries; "
+            f"max abs error {float(diff.max()):.3g} (allowed atol={atol:g}, rtol={rtol:g})."
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# record(...)
+# ----------------------------------------------------------------------------------------------
+def record(key: str, value: Any, atol: float = 1e-6, rtol: float = 1e-5) -> None:
+    """Save ``value`` for the parent-side comparison (no-op unless course-grade runs the notebook).
+
+    ``key`` is ``"<grade id of this test cell>/<name>"``, e.g. ``"test_softmax_hidden/rand0"``.
+    The value is converted with :func:`plain` and written as ``<dir>/<grade id>/<name>.npy``
+    (``allow_pickle=False``). ``atol``/``rtol`` are the tolerances the parent uses; only the
+    ones recorded by the reference solution count. Recording a non-numeric value records a
+    marker that never matches a numeric reference.
+    """
+    if not _KEY_RE.match(key):
+        raise ValueError(
+            f"record(): key {key!r} must look like '<grade id>/<name>' ([A-Za-z0-9_.-])."
+        )
+    root = os.environ.get(RECORD_DIR_ENV)
+    if not root:
+        return
+    grade_id, name = key.split("/")
+    folder = os.path.join(root, grade_id)
+    os.makedirs(folder, exist_ok=True)
+    data = plain(value)
+    if isinstance(data, torch.Tensor):
+        arr = data.detach().cpu().numpy()
+    else:
+        arr = np.array([math.nan, math.inf, -math.inf, 0.123456789])  # "not numeric" marker
+        arr = arr.reshape(1, 4)[:, :3]  # unusual shape: cannot equal a real reference by chance
+    np.save(os.path.join(folder, name + ".npy"), arr, allow_pickle=False)
+    with open(os.path.join(folder, name + ".json"), "w") as f:
+        json.dump({"atol": float(atol), "rtol": float(rtol)}, f)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Python warnings inside a test (nbgrader zeroes cells that write to stderr)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

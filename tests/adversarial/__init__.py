@@ -1,0 +1,1 @@
+"""Adversarial submissions and the shared class run used by the grading tests."""

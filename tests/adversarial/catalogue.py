@@ -1,0 +1,449 @@
+"""The adversarial submission catalogue for the grading pipeline (built on ex01_losses_init).
+
+Every exploit is an *honest wrong answer* (all functions return zeros: 0 points) plus an attack.
+Each must earn no more than the honest wrong answer (0 points), get the expected status, and
+leave the honest students graded in the same batch untouched.
+
+``build_class(repo)`` returns ``{student_id: (notebook JSON bytes, expected status, expected total)}``
+for the honest students and every exploit, and ``EXPLOITS`` documents what each one tries.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+ASSIGNMENT = "ex01_losses_init"
+
+WRONG = {
+    "softmax": "def softmax(x, dim=-1):\n    return torch.zeros_like(x)\n",
+    "log_softmax": "def log_softmax(x, dim=-1):\n    return torch.zeros_like(x)\n",
+    "cross_entropy": (
+        "def cross_entropy(logits, targets, reduction='mean'):\n"
+        "    z = torch.zeros(logits.shape[0], dtype=logits.dtype)\n"
+        "    return z if reduction == 'none' else z.sum()\n"
+    ),
+    "multiclass_hinge_loss": (
+        "def multiclass_hinge_loss(scores, targets, margin=1.0, reduction='mean'):\n"
+        "    z = torch.zeros(scores.shape[0], dtype=scores.dtype)\n"
+        "    return z if reduction == 'none' else z.sum()\n"
+    ),
+    "kaiming": (
+        "def kaiming_std(fan_in, gain=math.sqrt(2.0)):\n    return 1.0\n\n"
+        "def kaiming_normal(shape, fan_in, gain=math.sqrt(2.0), generator=None):\n"
+        "    return torch.zeros(shape)\n"
+    ),
+}
+
+LIAR = '''
+class Liar(torch.Tensor):
+    """A tensor that claims to equal everything and to be close to anything."""
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        with torch._C.DisableTorchFunctionSubclass():
+            if name in ("__eq__", "eq", "isclose", "__le__", "le", "__lt__", "lt", "__ge__", "ge"):
+                return torch.ones(args[0].shape, dtype=torch.bool)
+            if name in ("allclose", "equal"):
+                return True
+            if name in ("__sub__", "sub", "__rsub__", "abs", "__abs__"):
+                return torch.zeros(args[0].shape)
+            return func(*args, **kwargs)
+    def __eq__(self, other): return torch.ones(self.shape, dtype=torch.bool)
+    def __abs__(self): return torch.zeros(self.shape)
+    def __lt__(self, other): return torch.ones(self.shape, dtype=torch.bool)
+
+def softmax(x, dim=-1):
+    return torch.zeros_like(x).as_subclass(Liar)
+
+def log_softmax(x, dim=-1):
+    return torch.zeros_like(x).as_subclass(Liar)
+'''
+
+NO_ASSERTS = """
+import ast
+class _NoAsserts(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return ast.Pass()
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id in ("assert_close", "record"):
+            return ast.Constant(None)
+        return node
+get_ipython().ast_transformers.append(_NoAsserts())
+get_ipython().input_transformers_post.append(lambda lines: [l for l in lines if "assert" not in l])
+"""
+
+EXPLOITS: dict[str, dict] = {
+    "gradebook_rewrite": {
+        "doc": "find every gradebook.db it can and rewrite scores / overwrite the file",
+        "prefix": """
+import glob, os, sqlite3
+for pattern in ("/tmp/**/gradebook.db", "{repo}/**/gradebook.db", "/root/*/gradebook.db", "../../**/gradebook.db", "/*/gradebook.db"):
+    for path in glob.glob(pattern, recursive=True)[:50]:
+        try:
+            con = sqlite3.connect(path); con.execute("UPDATE grade SET auto_score = 100"); con.commit()
+        except Exception:
+            pass
+        try:
+            open(path, "wb").write(b"garbage")
+        except Exception:
+            pass
+""",
+    },
+    "read_solutions": {
+        "doc": "read solutions/ (and exercises/, the submissions) and run the reference answers",
+        "prefix": """
+import glob, json, os
+stolen = 0
+for path in glob.glob("{repo}/solutions/**/*.ipynb", recursive=True) + glob.glob("/tmp/**/*.ipynb", recursive=True):
+    try:
+        nb = json.load(open(path))
+    except Exception:
+        continue
+    for cell in nb["cells"]:
+        src = "".join(cell["source"])
+        if "BEGIN SOLUTION" in src:
+            exec(src, globals()); stolen += 1
+        if "BEGIN HIDDEN TESTS" in src:
+            print(src)
+print("SOLUTIONS-VISIBLE:", stolen > 0, os.path.exists("{repo}/solutions"))
+""",
+    },
+    "patch_testing": {
+        "doc": "patch numpy.testing, torch.allclose, torch.testing and the course's check helpers",
+        "prefix": """
+import contextlib, numpy.testing, torch.testing
+import course_lib.grading.checks as _checks
+numpy.testing.assert_allclose = lambda *a, **k: None
+torch.testing.assert_close = lambda *a, **k: None
+torch.allclose = lambda *a, **k: True
+_checks.assert_close = lambda *a, **k: None
+_checks.record = lambda *a, **k: None
+_checks.forbidden = lambda *a, **k: contextlib.nullcontext()
+_checks.plain = lambda v: v
+""",
+    },
+    "shadow_modules": {
+        "doc": "shadow np/torch names and replace the checks module in sys.modules",
+        "prefix": """
+import sys, types
+class _Any:
+    def __getattr__(self, name): return self
+    def __call__(self, *a, **k): return self
+    def __bool__(self): return True
+    def __iter__(self): return iter(())
+    def __enter__(self): return self
+    def __exit__(self, *a): return True
+    def __getitem__(self, k): return self
+    def __gt__(self, o): return True
+    def __lt__(self, o): return True
+_fake = types.ModuleType("course_lib.grading.checks")
+for _n in ("assert_close", "forbidden", "plain", "record", "quiet"):
+    setattr(_fake, _n, _Any())
+sys.modules["course_lib.grading.checks"] = _fake
+np = _Any()
+""",
+    },
+    "ast_transformer": {
+        "doc": "register IPython AST/input transformers that delete asserts and check calls",
+        "prefix": NO_ASSERTS,
+    },
+    "patched_assertionerror": {
+        "doc": "replace AssertionError, hide tracebacks, swallow every exception",
+        "prefix": """
+import builtins
+builtins.AssertionError = type("AssertionError", (Exception,), {})
+_ip = get_ipython()
+_ip.set_custom_exc((BaseException,), lambda shell, etype, evalue, tb, tb_offset=None: None)
+_ip.showtraceback = lambda *a, **k: None
+""",
+    },
+    "lying_tensor": {
+        "doc": "return tensor subclasses whose ==, abs, <, allclose, sub lie",
+        "answers": {"softmax": LIAR},
+    },
+    "sys_exit": {
+        "doc": "sys.exit() in the answer cell, SystemExit inside the functions",
+        "prefix": "import sys\nsys.exit(0)\n",
+        "answers": {"log_softmax": "def log_softmax(x, dim=-1):\n    raise SystemExit(0)\n"},
+    },
+    "os_exit": {
+        "doc": "os._exit() kills the kernel",
+        "prefix": "import os\nos._exit(0)\n",
+        "status": "kernel-died",
+    },
+    "keyboard_interrupt": {
+        "doc": "raise KeyboardInterrupt at top level and inside the functions",
+        "prefix": "raise KeyboardInterrupt\n",
+        "answers": {"log_softmax": "def log_softmax(x, dim=-1):\n    raise KeyboardInterrupt\n"},
+    },
+    "infinite_loop": {
+        "doc": "the function under test never returns",
+        "answers": {"softmax": "def softmax(x, dim=-1):\n    while True:\n        pass\n"},
+        "status": "timeout",
+    },
+    "swallow_interrupts": {
+        "doc": "a top-level loop that ignores SIGINT and swallows KeyboardInterrupt",
+        "prefix": """
+import signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+while True:
+    try:
+        time.sleep(0.05)
+    except BaseException:
+        pass
+""",
+        "status": "timeout",
+    },
+    "memory_bomb": {
+        "doc": "allocate until the memory cap stops it (a huge tensor, then Python bytes in a function)",
+        "prefix": """
+try:
+    torch.empty(10**12)
+except RuntimeError:
+    pass
+def _bomb():
+    hog = []
+    while True:
+        hog.append(bytearray(10**8))
+_bomb()
+""",
+        "status": "out-of-memory",
+    },
+    "memory_bomb_held": {
+        "doc": "allocate until the cap and keep the memory: the kernel dies at the limit",
+        "prefix": "_hog = []\nwhile True:\n    _hog.append(bytearray(10**8))\n",
+        "status": "kernel-died",
+    },
+    "huge_output": {
+        "doc": "print tens of megabytes",
+        "prefix": 'print("x" * 30_000_000)\nfor _ in range(2000):\n    print("spam " * 200)\n',
+    },
+    "fake_pass": {
+        "doc": "print 'all tests passed' and fake score outputs",
+        "prefix": """
+from IPython.display import display
+print("All tests passed! Score: 20/20")
+display(20.0)
+_orig_softmax = None
+""",
+        "answers": {
+            "log_softmax": "def log_softmax(x, dim=-1):\n    print('test passed 20/20')\n    return torch.zeros_like(x)\n"
+        },
+    },
+    "edited_metadata": {
+        "doc": "raise points to 100, rename grade ids, unlock cells, forge checksums, empty tests",
+        "transform": "edit_metadata",
+        "status": "restored",
+    },
+    "deleted_cells": {
+        "doc": "delete every test cell",
+        "transform": "delete_tests",
+        "status": "restored",
+    },
+    "duplicated_cells": {
+        "doc": "duplicate every test cell and an answer cell (stops a plain nbgrader batch)",
+        "transform": "duplicate",
+        "status": "restored",
+    },
+    "reordered_cells": {
+        "doc": "reverse the order of all cells",
+        "transform": "reverse",
+        "status": "restored",
+    },
+    "env_aware": {
+        "doc": "cheat only when grading env vars are set: forge/symlink records, lock the record dir",
+        "prefix": """
+import os
+_flag = os.environ.get("NBGRADER_EXECUTION") or os.environ.get("COURSE_GRADE_RECORD_DIR")
+print("ENV-SEEN:", bool(os.environ.get("NBGRADER_EXECUTION")))
+_rec = os.environ.get("COURSE_GRADE_RECORD_DIR")
+if _rec:
+    for gid in ("test_softmax_visible", "test_softmax_hidden", "test_hinge_visible"):
+        os.makedirs(os.path.join(_rec, gid), exist_ok=True)
+        for name in ("small", "case0", "case1", "table", "mean"):
+            try:
+                os.symlink("/etc/passwd", os.path.join(_rec, gid, name + ".npy"))
+            except OSError:
+                pass
+    os.chmod(_rec, 0o500)
+"""
+        + NO_ASSERTS.replace("\nget_ipython()", "\nif _flag: get_ipython()"),
+    },
+    "network": {
+        "doc": "try the internet and local services",
+        "prefix": """
+import socket, urllib.request
+_net = []
+for host, port in (("1.1.1.1", 80), ("8.8.8.8", 53), ("127.0.0.1", 22)):
+    s = socket.socket(); s.settimeout(2)
+    try:
+        s.connect((host, port)); _net.append(host)
+    except OSError:
+        pass
+try:
+    urllib.request.urlopen("http://example.com", timeout=2); _net.append("http")
+except Exception:
+    pass
+print("NETWORK-REACHED:", _net)
+""",
+    },
+    "background_thread": {
+        "doc": "a busy thread, a thread that forges records, a detached child process",
+        "prefix": """
+import os, subprocess, threading, time
+import numpy
+def _busy():
+    while True:
+        pass
+def _forge():
+    rec = os.environ.get("COURSE_GRADE_RECORD_DIR", "/tmp/none")
+    while True:
+        for root, dirs, files in os.walk(rec):
+            for f in files:
+                if f.endswith(".npy"):
+                    try:
+                        numpy.save(os.path.join(root, f), numpy.zeros(3))
+                    except Exception:
+                        pass
+        time.sleep(0.01)
+threading.Thread(target=_busy, daemon=True).start()
+threading.Thread(target=_forge, daemon=True).start()
+subprocess.Popen(["sleep", "987"], start_new_session=True)
+""",
+    },
+    "read_others": {
+        "doc": "look for other students' sandboxes, the output folder and the parent's files",
+        "prefix": """
+import glob, os
+_seen = [p for p in glob.glob("/tmp/**", recursive=True) if "records" in p and not p.startswith(os.getcwd())]
+_seen += [p for p in glob.glob("{repo}/*") if not p.endswith("course_lib")]  # the library is public
+print("OTHERS-VISIBLE:", len(_seen))
+""",
+    },
+    "forbidden_bypass": {
+        "doc": "capture F.softmax at import and disable the forbidden() helper, call the reference",
+        "answers": {
+            "softmax": (
+                "import contextlib\nfrom torch.nn.functional import softmax as _sm\n"
+                "import course_lib.grading.checks as _c\n"
+                "_c.forbidden = lambda *a, **k: contextlib.nullcontext()\n"
+                "def softmax(x, dim=-1):\n    return _sm(x, dim=dim)\n"
+            )
+        },
+        # known gap: patching the grading helper in-process defeats forbidden(); the values are
+        # right, so the softmax tests (4 points) pass. The submission is flagged for review.
+        "total": 4.0,
+        "flagged": True,
+    },
+}
+
+
+def _answers(nb: dict) -> dict[str, str]:
+    return {
+        c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"])
+        for c in nb["cells"]
+        if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    }
+
+
+def student_notebook(release: dict, answers: dict[str, str]) -> dict:
+    """The release notebook with the given answer-cell sources (missing ones stay blank)."""
+    nb = copy.deepcopy(release)
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and meta["grade_id"] in answers:
+            cell["source"] = answers[meta["grade_id"]]
+    return nb
+
+
+def _transform(nb: dict, how: str) -> dict:
+    nb = copy.deepcopy(nb)
+    cells = nb["cells"]
+    is_test = [c.get("metadata", {}).get("nbgrader", {}).get("grade") is True for c in cells]
+    if how == "edit_metadata":
+        for cell, test in zip(cells, is_test):
+            meta = cell.get("metadata", {}).get("nbgrader")
+            if not meta:
+                continue
+            meta["checksum"] = "0" * 32
+            meta["locked"] = False
+            if test:
+                meta["points"] = 100
+                cell["source"] = "pass\n"
+            if meta.get("grade_id") == "test_hinge_hidden":
+                meta["grade_id"] = "renamed_test"
+    elif how == "delete_tests":
+        nb["cells"] = [c for c, t in zip(cells, is_test) if not t]
+    elif how == "duplicate":
+        out = []
+        for cell, test in zip(cells, is_test):
+            out.append(cell)
+            if test or cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "softmax":
+                out.append(copy.deepcopy(cell))
+        nb["cells"] = out
+    elif how == "reverse":
+        nb["cells"] = list(reversed(cells))
+    return nb
+
+
+def build_class(repo: Path) -> dict[str, tuple[bytes, str, float]]:
+    """All students of the adversarial class: id -> (file bytes, expected status, expected total)."""
+    release = json.loads((repo / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    source = json.loads((repo / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    correct = _answers(source)
+
+    def dump(nb: dict) -> bytes:
+        return json.dumps(nb, indent=1).encode()
+
+    naive = dict(
+        correct,
+        softmax="def softmax(x, dim=-1):\n    e = torch.exp(x)\n    return e / e.sum(dim=dim, keepdim=True)\n",
+    )
+    students: dict[str, tuple[bytes, str, float]] = {
+        "honest_correct": (dump(student_notebook(release, correct)), "ok", 20.0),
+        "honest_naive_softmax": (dump(student_notebook(release, naive)), "ok", 19.0),
+        "honest_wrong": (dump(student_notebook(release, WRONG)), "ok", 0.0),
+        "honest_blank": (dump(release), "ok", 0.0),
+        "reordered_correct": (
+            dump(_transform(student_notebook(release, correct), "reverse")),
+            "restored",
+            20.0,
+        ),
+        "bad_json": (b'{"cells": [', "malformed-json", 0.0),
+        "not_notebook": (b'{"hello": "world"}', "not-a-notebook", 0.0),
+        "wrong_assignment": (
+            dump(
+                {
+                    "nbformat": 4,
+                    "nbformat_minor": 5,
+                    "metadata": {},
+                    "cells": [
+                        {
+                            "cell_type": "code",
+                            "source": "x = 1",
+                            "metadata": {"nbgrader": {"grade_id": "conv2d", "solution": True}},
+                            "outputs": [],
+                            "execution_count": None,
+                        }
+                    ],
+                }
+            ),
+            "wrong-assignment",
+            0.0,
+        ),
+    }
+    for name, spec in EXPLOITS.items():
+        answers = dict(WRONG)
+        answers.update(spec.get("answers", {}))
+        prefix = spec.get("prefix", "").replace("{repo}", str(repo))
+        if prefix:
+            answers["softmax"] = prefix.strip("\n") + "\n\n" + answers["softmax"]
+        nb = student_notebook(release, answers)
+        if "transform" in spec:
+            nb = _transform(nb, spec["transform"])
+        students[f"x_{name}"] = (dump(nb), spec.get("status", "ok"), spec.get("total", 0.0))
+    return students

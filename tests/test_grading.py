@@ -1,0 +1,194 @@
+"""The grading pipeline end to end: a generated class with honest and adversarial submissions.
+
+One ``course-grade autograde`` run (shared with test_exercises.py through adversarial.runner)
+grades honest students, the catalogue of exploits in tests/adversarial/ and the ex01 variants
+together; the tests then assert every student's exact status and points, that no exploit
+affected anyone else, that feedback hides the hidden tests, and that nothing is left running.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from adversarial import catalogue
+from adversarial.runner import REPO, class_run
+
+from course_lib.grading import rebuild, sandbox
+from course_lib.grading.cli import main
+
+pytestmark = pytest.mark.slow
+A = catalogue.ASSIGNMENT
+needs_bwrap = pytest.mark.skipif(not sandbox.sandbox_available(), reason="bubblewrap not installed")
+
+
+@pytest.fixture(scope="module")
+def run():
+    return class_run(A)
+
+
+def test_every_student_has_the_expected_status_and_total(run):
+    wrong = {}
+    for sid, (status, total) in run.expected.items():
+        row = run.rows[sid]
+        if (row["status"], float(row["total"])) != (status, total):
+            wrong[sid] = (row["status"], row["total"], run.report["students"][sid]["notes"])
+    assert not wrong, wrong
+
+
+def test_exploits_earn_no_more_than_an_honest_wrong_answer(run):
+    honest_wrong = float(run.rows["honest_wrong"]["total"])
+    assert honest_wrong == 0
+    for name, spec in catalogue.EXPLOITS.items():
+        total = float(run.rows[f"x_{name}"]["total"])
+        assert total <= spec.get("total", honest_wrong), name
+
+
+def test_honest_students_are_unaffected_by_the_exploits(run):
+    row = run.rows["honest_correct"]
+    assert row["status"] == "ok" and float(row["total"]) == 20.0
+    assert all(float(row[g]) > 0 for g in run.report["reference"]["tests"])
+    naive = run.report["students"]["honest_naive_softmax"]["tests"]
+    assert (
+        naive["test_softmax_stable"]["points"] == 0 and naive["test_softmax_hidden"]["points"] == 2
+    )
+
+
+def test_grades_csv_columns(run):
+    with open(run.out / "grades.csv") as f:
+        header = f.readline().strip().split(",")
+    assert header[:4] == ["student_id", "status", "total", "max_total"]
+    assert header[4:] == list(run.report["reference"]["tests"])
+    assert set(run.rows) == set(run.expected) | {f"v_{n}" for n in run.variants}
+
+
+def test_forbidden_bypass_is_flagged_for_review(run):
+    flags = run.report["students"]["x_forbidden_bypass"]["flags"]
+    assert "course_lib.grading" in flags
+    assert run.report["students"]["honest_correct"]["flags"] == []
+
+
+def _feedback(run, sid: str) -> str:
+    return html.unescape((run.out / "feedback" / f"{sid}.html").read_text())
+
+
+@needs_bwrap
+def test_sandbox_blocks_network_files_and_grading_env(run):
+    assert "NETWORK-REACHED: []" in _feedback(run, "x_network")
+    assert "SOLUTIONS-VISIBLE: False False" in _feedback(run, "x_read_solutions")
+    assert "OTHERS-VISIBLE: 0" in _feedback(run, "x_read_others")
+    assert "ENV-SEEN: False" in _feedback(run, "x_env_aware")
+
+
+def test_feedback_never_shows_hidden_test_code(run):
+    source = rebuild.read_notebook(str(REPO / "solutions" / A / f"{A}.ipynb"))
+    hidden_lines, visible_lines = set(), set()
+    for cell in source.cells:
+        inside = False
+        for line in rebuild.cell_source(cell).split("\n"):
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) > 30:
+                hidden_lines.add(line.strip())
+            else:
+                visible_lines.add(line.strip())
+    hidden_lines -= visible_lines  # e.g. a FORBID tuple shown in a visible test too
+    assert hidden_lines
+    pages = list((run.out / "feedback").glob("*.html"))
+    assert len(pages) == len(run.rows)
+    for page in pages:
+        text = html.unescape(page.read_text())
+        if not page.name.startswith("x_read_solutions"):  # its answer code names the marker
+            assert "BEGIN HIDDEN TESTS" not in text, page.name
+        leaked = [line for line in hidden_lines if line in text]
+        assert not leaked, (page.name, leaked[:2])
+        assert "<script" not in text.lower() or page.name.startswith("x_"), page.name
+
+
+def test_feedback_explains_failures(run):
+    text = _feedback(run, "honest_naive_softmax")
+    assert "NaN where a number is expected" in text
+    assert "19 / 20" in text
+
+
+def test_no_grading_process_is_left_behind(run):
+    leftovers = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if (
+            "sleep 987" in cmd
+            or "course_lib.grading.worker" in cmd
+            or "course_lib.grading.sandbox" in cmd
+        ):
+            leftovers.append(cmd)
+    assert not leftovers
+
+
+def test_rerun_grades_only_the_late_submission_from_a_zip(run, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(run.out, out)
+    before = json.loads((out / "report.json").read_text())["students"]
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(run.submissions.rglob("*")):
+            if path.is_file():
+                zf.write(path, Path("export") / path.relative_to(run.submissions))
+        zf.writestr(
+            "export/zz_late.ipynb",
+            json.dumps(
+                json.loads(
+                    (run.submissions / "honest_blank.ipynb").read_text()
+                    if (run.submissions / "honest_blank.ipynb").exists()
+                    else (run.submissions / "honest_blank" / f"{A}.ipynb").read_text()
+                )
+            ),
+        )
+    code = main(
+        [
+            "autograde",
+            A,
+            str(archive),
+            "--out",
+            str(out),
+            "--quiet",
+            "--timeout",
+            "60",
+            "--solutions",
+            str(REPO / "solutions"),
+            "--exercises",
+            str(REPO / "exercises"),
+        ]
+    )
+    assert code == 0
+    after = json.loads((out / "report.json").read_text())["students"]
+    assert set(after) == set(before) | {"zz_late"}
+    assert after["zz_late"]["status"] == "ok" and after["zz_late"]["total"] == 0
+    for sid, res in before.items():
+        assert after[sid] == res, sid
+
+
+def test_validate_passes_a_correct_notebook_and_fails_a_blank_one(run, tmp_path, capsys):
+    correct = tmp_path / f"{A}.ipynb"
+    src = run.submissions / "honest_correct.ipynb"
+    src = src if src.exists() else run.submissions / "honest_correct" / f"{A}.ipynb"
+    shutil.copy(src, correct)
+    assert main(["validate", str(correct), "--exercises", str(REPO / "exercises")]) == 0
+    blank = tmp_path / "blank.ipynb"
+    shutil.copy(REPO / "exercises" / A / f"{A}.ipynb", blank)
+    assert main(["validate", str(blank), "--exercises", str(REPO / "exercises")]) == 1
+    assert "FAILED test_softmax_visible" in capsys.readouterr().out
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{")
+    assert main(["validate", str(broken)]) == 2

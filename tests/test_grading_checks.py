@@ -1,0 +1,125 @@
+"""course_lib.grading.checks: the helpers exercise authors use in nbgrader test cells."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import __main__
+from course_lib.grading.checks import (
+    RECORD_DIR_ENV,
+    ForbiddenCallError,
+    assert_close,
+    forbidden,
+    plain,
+    record,
+)
+
+
+def test_forbidden_dotted_name_raises_and_is_restored():
+    x = torch.randn(2, 3)
+    original = F.softmax
+    with forbidden("torch.nn.functional.softmax"):
+        with pytest.raises(ForbiddenCallError, match="torch.nn.functional.softmax"):
+            F.softmax(x, dim=-1)
+    assert F.softmax is original
+    with pytest.raises(ValueError), forbidden("torch.nn.functional.softmax"):
+        raise ValueError("restored even when the block raises")
+    assert F.softmax is original
+
+
+def test_forbidden_aten_catches_every_route_including_captured_references():
+    captured = F.log_softmax  # a reference taken "at import", before the test
+    x = torch.randn(4, 5)
+    for call in (
+        lambda: captured(x, dim=1),
+        lambda: x.log_softmax(1),
+        lambda: torch.log_softmax(x, 1),
+        lambda: F.cross_entropy(x, torch.zeros(4, dtype=torch.long)),
+    ):
+        with (
+            forbidden("aten._log_softmax"),
+            pytest.raises(ForbiddenCallError, match="aten._log_softmax"),
+        ):
+            call()
+    with forbidden("aten._log_softmax"):  # unrelated ops still work
+        y = torch.exp(x - x.amax(1, keepdim=True))
+    assert torch.allclose(captured(x, dim=1), torch.log(y / y.sum(1, keepdim=True)), atol=1e-6)
+
+
+def test_forbidden_replaces_notebook_globals_bound_to_the_target():
+    __main__.sneaky = F.softmax  # what `from torch.nn.functional import softmax as sneaky` does
+    try:
+        with forbidden("torch.nn.functional.softmax"):
+            with pytest.raises(ForbiddenCallError):
+                __main__.sneaky(torch.randn(3), dim=0)
+        assert __main__.sneaky is F.softmax
+    finally:
+        del __main__.sneaky
+
+
+def test_forbidden_rejects_unknown_modules():
+    with pytest.raises(ValueError), forbidden("nonexistent_pkg_xyz.thing"):
+        pass
+
+
+def test_assert_close_messages_name_the_problem():
+    expected = torch.ones(2, 3)
+    with pytest.raises(AssertionError, match=r"wrong shape \(3, 2\), expected \(2, 3\)"):
+        assert_close(torch.ones(3, 2), expected, what="softmax")
+    with pytest.raises(AssertionError, match="wrong dtype torch.float64"):
+        assert_close(torch.ones(2, 3, dtype=torch.float64), expected)
+    with pytest.raises(AssertionError, match="NaN"):
+        assert_close(torch.full((2, 3), float("nan")), expected)
+    with pytest.raises(AssertionError, match="max abs error 0.5"):
+        assert_close(expected + 0.5, expected, what="x")
+    with pytest.raises(AssertionError, match="expected a torch.Tensor, got list"):
+        assert_close([[1.0] * 3] * 2, expected)
+    with pytest.raises(AssertionError, match="expected a tensor or number"):
+        assert_close(None, expected)
+    assert_close(expected + 1e-7, expected)
+    assert_close(np.float64(2.0), 2.0)
+
+
+class Liar(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        with torch._C.DisableTorchFunctionSubclass():
+            if name in ("__eq__", "eq", "isclose", "__le__", "le", "__lt__", "lt"):
+                return torch.ones(args[0].shape, dtype=torch.bool)
+            if name in ("__sub__", "sub", "abs", "__abs__", "clone", "detach"):
+                return torch.zeros(args[0].shape)
+            return func(*args, **(kwargs or {}))
+
+
+def test_plain_and_assert_close_see_through_lying_subclasses():
+    liar = torch.full((2, 2), 7.0).as_subclass(Liar)
+    assert bool((liar == torch.zeros(2, 2)).all())  # it lies ...
+    p = plain(liar)
+    assert type(p) is torch.Tensor and torch.equal(
+        p, torch.full((2, 2), 7.0)
+    )  # ... plain() does not
+    with pytest.raises(AssertionError, match="values differ"):
+        assert_close(liar, torch.zeros(2, 2))
+
+
+def test_record_writes_npy_and_tolerance_only_when_enabled(tmp_path, monkeypatch):
+    monkeypatch.delenv(RECORD_DIR_ENV, raising=False)
+    record("test_x/a", torch.ones(2))  # no-op
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv(RECORD_DIR_ENV, str(tmp_path))
+    record("test_x/a", torch.arange(3.0), atol=0.5)
+    record("test_x/flag", True)
+    record("test_x/module", torch.nn.Linear(2, 2))  # not numeric: a marker that never matches
+    arr = np.load(tmp_path / "test_x" / "a.npy", allow_pickle=False)
+    assert arr.tolist() == [0.0, 1.0, 2.0]
+    assert json.loads((tmp_path / "test_x" / "a.json").read_text())["atol"] == 0.5
+    assert np.load(tmp_path / "test_x" / "flag.npy").dtype == bool
+    assert np.load(tmp_path / "test_x" / "module.npy").shape == (1, 3)
+    with pytest.raises(ValueError, match="grade id"):
+        record("no-slash", 1.0)
