@@ -425,7 +425,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         count = 0
-        for xb, yb in self._shard_eval(loader):
+        for xb, yb in self._shard(loader, train=False):
             xb, yb = self._to_device(xb, yb)
             with self._autocast():
                 logits = model(xb)
@@ -463,7 +463,7 @@ class Trainer:
         self._loader_generator = getattr(train_loader, "generator", None)
         if resume_from is not None and Path(resume_from).exists():
             self.load_checkpoint(resume_from)
-        train_loader = self._shard_train(train_loader)
+        train_loader = self._shard(train_loader, train=True)
         self.stop_training = False
         for cb in self.callbacks:
             cb.on_fit_start(self)
@@ -561,35 +561,29 @@ class Trainer:
         n = max(float(totals[-1]), 1.0)
         return [float(v) / n for v in totals[:-1]]
 
-    def _shard_train(self, loader: Iterable) -> Iterable:
-        """Under DDP give each process its own shuffled shard of the training data."""
+    def _shard(self, loader: Iterable, train: bool) -> Iterable:
+        """Under DDP give each process its own part of the data.
+
+        Training: a shuffled shard per process, all of equal length (every process runs the
+        same number of steps). Evaluation: disjoint shards without padding, so the
+        all-reduced mean is exact.
+        """
         if self.world_size == 1:
             return loader
         if hasattr(loader, "shard"):  # TensorLoader
             return loader.shard(self.rank, self.world_size)
         if not isinstance(loader, torch.utils.data.DataLoader):
             return loader
-        from torch.utils.data.distributed import DistributedSampler
+        if train:
+            from torch.utils.data.distributed import DistributedSampler
 
-        sampler = DistributedSampler(loader.dataset, self.world_size, self.rank, shuffle=True)
+            sampler = DistributedSampler(loader.dataset, self.world_size, self.rank, shuffle=True)
+        else:
+            sampler = _ShardSampler(len(loader.dataset), self.rank, self.world_size)
         return torch.utils.data.DataLoader(
             loader.dataset, batch_size=loader.batch_size, sampler=sampler,
             num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-            pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-        )  # fmt: skip
-
-    def _shard_eval(self, loader: Iterable) -> Iterable:
-        """Under DDP evaluate disjoint shards (no padding), so the all-reduced mean is exact."""
-        if self.world_size == 1:
-            return loader
-        if hasattr(loader, "shard"):  # TensorLoader
-            return loader.shard(self.rank, self.world_size)
-        if not isinstance(loader, torch.utils.data.DataLoader):
-            return loader
-        sampler = _ShardSampler(len(loader.dataset), self.rank, self.world_size)
-        return torch.utils.data.DataLoader(
-            loader.dataset, batch_size=loader.batch_size, sampler=sampler,
-            num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory, drop_last=loader.drop_last and train,
         )  # fmt: skip
 
     def _progress(self, loader: Iterable, desc: str) -> Iterable:

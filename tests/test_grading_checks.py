@@ -123,3 +123,15 @@ def test_record_writes_npy_and_tolerance_only_when_enabled(tmp_path, monkeypatch
     assert np.load(tmp_path / "test_x" / "module.npy").shape == (1, 3)
     with pytest.raises(ValueError, match="grade id"):
         record("no-slash", 1.0)
+
+
+def test_forbidden_target_order_does_not_matter():
+    import torch
+
+    from course_lib.grading.checks import ForbiddenCallError, forbidden
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    with forbidden("torch.optim.Adam", "torch.optim.Adam.step"):
+        with pytest.raises(ForbiddenCallError):
+            torch.optim.Adam(params)
+    assert torch.optim.Adam.step is not None and torch.optim.Adam(params).step() is None

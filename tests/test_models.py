@@ -591,3 +591,31 @@ def test_faithful_lenet_c3_multiply_adds_count_only_connected_kernels():
     table = summary(lenet5(faithful=True, input_size=32), (1, 32, 32))
     c3 = table[table["layer"].str.endswith("c3")].iloc[0]
     assert c3["mult_adds"] == 60 * 5 * 5 * 10 * 10  # 60 connections, 5x5 kernels, 10x10 outputs
+
+
+def test_batched_mlp_replicas_are_independent_linear_stacks():
+    from course_lib.models import BatchedMLP, count_linear_regions, fit_batched
+
+    torch.manual_seed(0)
+    model = BatchedMLP(3, 4, 8, 2, depth=2)
+    x = torch.randn(5, 4)
+    out = model(x)
+    assert out.shape == (3, 5, 2)
+    for r in range(3):  # replica r equals an nn.Linear stack holding its weights
+        layers = []
+        for w, b in zip(model.w, model.b):
+            lin = torch.nn.Linear(*w.shape[1:])
+            lin.weight.data, lin.bias.data = w[r].T.detach(), b[r, 0].detach()
+            layers += [lin, torch.nn.ReLU()]
+        ref = torch.nn.Sequential(*layers[:-1])
+        assert torch.allclose(out[r], ref(x), atol=1e-6)
+    y = torch.randn(5, 2)
+    before = torch.nn.functional.mse_loss(model(x), y.expand(3, 5, 2)).item()
+    fit_batched(model, x, y, steps=50)
+    assert torch.nn.functional.mse_loss(model(x), y.expand(3, 5, 2)).item() < before
+    # a ReLU net with one hidden unit switching at x = 0.25 has two linear pieces on [-1, 1]
+    one = BatchedMLP(1, 1, 1, 1)
+    with torch.no_grad():
+        one.w[0].fill_(1.0)
+        one.b[0].fill_(-0.25)
+    assert count_linear_regions(one) == 2

@@ -129,11 +129,13 @@ def forbidden(*targets: str) -> Iterator[None]:
     Everything is restored on exit, also when the block raises.
     """
     aten = {t for t in targets if t.startswith("aten.")}
+    # Resolve every name before patching any, so that the order of the targets does not
+    # matter (e.g. "torch.optim.Adam" before "torch.optim.Adam.step").
+    resolved = [(t, *_resolve(t)) for t in targets if not t.startswith("aten.")]
+    resolved = [(t, owner, attr, getattr(owner, attr)) for t, owner, attr in resolved]
     patched: list[tuple[Any, str, Any]] = []
     try:
-        for dotted in (t for t in targets if not t.startswith("aten.")):
-            owner, attr = _resolve(dotted)
-            original = getattr(owner, attr)
+        for dotted, owner, attr, original in resolved:
             blocked = _raiser(dotted)
             patched.append((owner, attr, original))
             setattr(owner, attr, blocked)

@@ -35,7 +35,7 @@ from course_lib.models.convnet import SmallConvNet, alexnet, small_convnet
 from course_lib.models.inception import GoogLeNet, googlenet
 from course_lib.models.init import init_weights, kaiming_init_, signal_stats, xavier_init_
 from course_lib.models.lenet import lenet5
-from course_lib.models.mlp import MLP, mlp
+from course_lib.models.mlp import MLP, BatchedMLP, count_linear_regions, fit_batched, mlp
 from course_lib.models.resnet import (
     BasicBlock,
     Bottleneck,
@@ -84,6 +84,9 @@ __all__ = [
     "kaiming_init_",
     "lenet5",
     "mlp",
+    "BatchedMLP",
+    "fit_batched",
+    "count_linear_regions",
     "receptive_field",
     "receptive_field_table",
     "resnet1d",
