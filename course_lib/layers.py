@@ -379,6 +379,16 @@ def _normalise(x: Tensor, mean: Tensor, var: Tensor, eps: float) -> Tensor:
     return (x - mean) / torch.sqrt(var + eps)
 
 
+def _affine_parameters(module: nn.Module, shape, affine: bool) -> None:
+    """Learnable scale ``weight`` (ones) and shift ``bias`` (zeros) of ``shape``, or ``None``."""
+    if affine:
+        module.weight = nn.Parameter(torch.ones(shape))
+        module.bias = nn.Parameter(torch.zeros(shape))
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
 class _BatchNorm(nn.Module):
     """Shared code of BatchNorm1d/2d. Statistics are per channel (dimension 1).
 
@@ -411,12 +421,7 @@ class _BatchNorm(nn.Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features))
-            self.bias = nn.Parameter(torch.zeros(num_features))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, num_features, affine)
         if track_running_stats:
             self.register_buffer("running_mean", torch.zeros(num_features))
             self.register_buffer("running_var", torch.ones(num_features))
@@ -559,12 +564,7 @@ class GroupNorm(nn.Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_channels))
-            self.bias = nn.Parameter(torch.zeros(num_channels))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, num_channels, affine)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2 or x.shape[1] != self.num_channels:
@@ -597,12 +597,7 @@ class InstanceNorm2d(nn.Module):
         self.num_features = num_features
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features))
-            self.bias = nn.Parameter(torch.zeros(num_features))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, num_features, affine)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.num_features:
