@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 PROFILES = ("ci", "cpu", "gpu")
+SCALES = ("full", "tiny")
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -59,6 +60,44 @@ def profile() -> str:
             "(or unset it to pick 'gpu' when CUDA is available and 'cpu' otherwise)."
         )
     return value
+
+
+def scale() -> str:
+    """The active size scale: ``"full"`` (default) or ``"tiny"``, from ``COURSE_SCALE``.
+
+    ``tiny`` runs the *code path* of any profile with the ``ci`` profile's sizes, so the
+    ``gpu`` branch of every chapter can be executed on a CPU in CI (see :func:`settings`).
+    """
+    value = os.environ.get("COURSE_SCALE", "").strip().lower() or "full"
+    if value not in SCALES:
+        raise ValueError(f"COURSE_SCALE={value!r} is not a scale; use one of {', '.join(SCALES)}.")
+    return value
+
+
+def _is_size(value) -> bool:
+    """Numbers and tuples of numbers are sizes; strings, booleans and ``None`` are choices."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return isinstance(value, (tuple, list)) and all(_is_size(v) for v in value)
+
+
+def settings(table: dict[str, dict]) -> dict:
+    """The settings of the active profile from a notebook's ``SETTINGS`` table.
+
+    ``table`` maps each profile name to a dict of sizes and choices. Returns a copy of
+    ``table[profile()]``. Under ``COURSE_SCALE=tiny`` every *size* (a number or a tuple of
+    numbers) that the ``ci`` entry also defines is replaced by the ``ci`` value, while the
+    *choices* (dataset names, flags) of the active profile stay: the gpu profile's code runs
+    with CI's sizes.
+    """
+    active = dict(table[profile()])
+    if scale() == "tiny":
+        for key, value in table["ci"].items():
+            if key in active and _is_size(active[key]) and _is_size(value):
+                active[key] = value
+    return active
 
 
 def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generator:
