@@ -1,14 +1,16 @@
 # One-command entry points. Each target creates the virtual environment on first use.
 #   make book   build the HTML book into _build/html
 #   make test   lint, then every test: library, exercises, grading, notebooks (ci profile),
-#               then builds the book and opens every page in headless Chromium
+#               the gpu profile's code path on CPU (fixture data), then builds the book and
+#               opens every page in headless Chromium
+#   make gpu-check   on a CUDA machine without network: scripts/gpu_check.sh (see README)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export COURSE_OFFLINE ?= 1
 
-.PHONY: install book test lint unit notebooks site release clean
+.PHONY: install book test lint unit notebooks notebooks-gpu-profile site release gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +34,23 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	COURSE_PROFILE=ci $(BIN)/pytest --nbval-lax -p no:cacheprovider -n 2 --dist loadfile book
 
+# Every chapter's gpu branch on CPU: COURSE_PROFILE=gpu with COURSE_SCALE=tiny (the ci sizes) on
+# CIFAR/MNIST fixture files in torchvision's formats, written to a temporary folder; cells run,
+# stored outputs (cpu profile) are not compared; nothing is written.
+notebooks-gpu-profile: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN)/python -m tests.fixtures.torchvision_files "$$tmp" && \
+	COURSE_PROFILE=gpu COURSE_SCALE=tiny COURSE_OFFLINE=1 COURSE_DATA="$$tmp/data" \
+	IPYTHONDIR="$$tmp/ipython" PYTHONPATH=. $(BIN)/pytest --nbval-lax -p tests.nbval_execute_only \
+	  -p no:cacheprovider -n 2 --dist loadfile book
+
 site: book
 	BOOK_TEST_PREBUILT=1 $(BIN)/pytest tests -m browser
 
-test: lint unit notebooks site
+gpu-check:
+	bash scripts/gpu_check.sh
+
+test: lint unit notebooks notebooks-gpu-profile site
 
 release: $(STAMP)
 	$(BIN)/course-grade release

@@ -3,10 +3,13 @@
     python benchmarks/grading.py [--n 40] [--jobs N] [--assignment ex01_losses_init]
 
 Both grade the same ``--n`` submissions of the assignment (a mix of correct, partially correct
-and wrong answers). ``course-grade`` runs them in parallel sandboxed kernels (plus the reference
+and wrong answers). ``course-grade`` runs them in parallel sandboxed runners (plus the reference
 solution and the canary it grades in every batch); the baseline is one ``nbgrader autograde``
-process over a plain course directory, one unsandboxed kernel after the other. Prints both wall
-times and ``ratio course-grade/nbgrader`` (below 1: course-grade is faster).
+process over a plain course directory, one unsandboxed kernel after the other. With
+``--repeats R`` the two alternate R times. Prints the wall times (median and spread), the
+per-submission breakdown of course-grade (sandbox start, process start + imports, test
+execution, parent verification), the machine's load, and ``ratio course-grade/nbgrader``
+(below 1: course-grade is faster).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import copy
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,7 +50,7 @@ def make_class(assignment: str, n: int) -> dict[str, dict]:
     return students
 
 
-def run_course_grade(assignment: str, subs: Path, out: Path, jobs: int | None) -> float:
+def run_course_grade(assignment: str, subs: Path, out: Path, jobs: int | None):
     from course_lib.grading.autograde import autograde
 
     t0 = time.perf_counter()
@@ -63,7 +67,40 @@ def run_course_grade(assignment: str, subs: Path, out: Path, jobs: int | None) -
     seconds = time.perf_counter() - t0
     statuses = {r.status for r in summary.results.values()}
     assert statuses <= {"ok"}, statuses
-    return seconds
+    return seconds, summary.timings
+
+
+def sandbox_start_seconds(n: int = 5) -> float:
+    """Median wall time of starting and ending an empty bubblewrap sandbox (``true``)."""
+    from course_lib.grading import sandbox
+
+    if not sandbox.sandbox_available():
+        return 0.0
+    box = tempfile.mkdtemp(prefix="cg-bench-box-")
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(sandbox.bwrap_argv(box, ["/bin/true"]), check=True)
+        times.append(time.perf_counter() - t0)
+    shutil.rmtree(box, ignore_errors=True)
+    return statistics.median(times)
+
+
+def spread(xs: list[float]) -> str:
+    return f"(spread {min(xs):.1f}-{max(xs):.1f})" if len(xs) > 1 else ""
+
+
+def breakdown(timings: dict[str, dict[str, float]], sandbox_s: float) -> str:
+    def med(key: str) -> float:
+        return statistics.median(t.get(key, 0.0) for t in timings.values())
+
+    return (
+        f"per submission (median of {len(timings)}): sandbox start {sandbox_s:.2f} s, "
+        f"process start + imports (torch, test modules) {med('start') - sandbox_s:.2f} s "
+        f"(of which Python + torch import as seen inside {med('t_import'):.2f} s), "
+        f"test execution {med('cells'):.2f} s, parent verification {med('verify') * 1000:.0f} ms, "
+        f"total {med('total'):.2f} s"
+    )
 
 
 def run_nbgrader(assignment: str, students: dict[str, dict], course: Path) -> float:
@@ -103,6 +140,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=40, help="number of submissions")
     p.add_argument("--jobs", type=int, default=None, help="course-grade workers (default: CPUs)")
     p.add_argument("--assignment", default="ex01_losses_init")
+    p.add_argument("--repeats", type=int, default=1, help="alternating runs of both")
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cg-bench-"))
@@ -112,12 +150,22 @@ def main() -> None:
         subs.mkdir()
         for sid, nb in students.items():
             (subs / f"{sid}.ipynb").write_text(json.dumps(nb))
-        print(f"{args.n} submissions of {args.assignment}, {os.cpu_count()} CPU(s)")
-        t_cg = run_course_grade(args.assignment, subs, work / "out", args.jobs)
-        print(f"course-grade (parallel, sandboxed, +reference +canary): {t_cg:7.1f} s")
-        t_nb = run_nbgrader(args.assignment, students, work / "course")
-        print(f"nbgrader autograde (sequential, unsandboxed):           {t_nb:7.1f} s")
-        print(f"ratio course-grade/nbgrader: {t_cg / t_nb:.2f}")
+        print(f"{args.n} submissions of {args.assignment}, {os.cpu_count()} CPU(s), "
+              f"load average before: {os.getloadavg()[0]:.2f}")  # fmt: skip
+        cg, nbg, last = [], [], {}
+        for r in range(args.repeats):
+            t_cg, last = run_course_grade(args.assignment, subs, work / f"out{r}", args.jobs)
+            cg.append(t_cg)
+            nbg.append(run_nbgrader(args.assignment, students, work / f"course{r}"))
+        print(
+            f"course-grade (parallel, sandboxed, +reference +canary): {statistics.median(cg):7.1f} s {spread(cg)}"
+        )
+        print(
+            f"nbgrader autograde (sequential, unsandboxed):           {statistics.median(nbg):7.1f} s {spread(nbg)}"
+        )
+        print(breakdown(last, sandbox_start_seconds()))
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        print(f"ratio course-grade/nbgrader: {statistics.median(cg) / statistics.median(nbg):.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

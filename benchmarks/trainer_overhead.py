@@ -1,11 +1,18 @@
 """Trainer overhead: course_lib's Trainer against a bare hand-written PyTorch loop.
 
 Same model, data, batch size and seed; both loops track the mean loss and accuracy of an
-epoch, as any loop in the book does. Epochs alternate between the two, and so does which of
-the two goes first in a round, so that both see the same machine state; the first epoch of
-each is a warm-up and is not timed. Throughputs are medians over the timed epochs. Prints examples/second for each and the ratio (higher is better; 1.00 = no overhead).
+epoch, as any loop in the book does. The run is a series of *rounds*: in each round both
+loops train one epoch, and which goes first alternates from round to round, so that both
+see the same machine state (on a shared machine the load changes by the minute). Round 0
+warms both up and is not timed. Each timed round gives one ratio
 
-    python benchmarks/trainer_overhead.py [--epochs 5] [--device cpu|cuda] [--batch-size 64]
+    ratio = trainer throughput / bare throughput = bare time / trainer time
+
+(higher is better; 1.00 = no overhead). Reported: the median of the per-round ratios and
+their spread (interquartile range and min-max), plus median throughputs.
+
+    python benchmarks/trainer_overhead.py [--rounds 15] [--device cpu|cuda] [--batch-size 64]
+        [--amp bf16] [--channels-last] [--compile]
 """
 
 from __future__ import annotations
@@ -31,13 +38,17 @@ def small_cnn() -> nn.Module:
     )  # fmt: skip
 
 
-def bare_epoch(model, opt, loader, device) -> float:
+def bare_epoch(model, opt, loader, device, amp_dtype=None, memory_format=None) -> float:
+    """The loop a student writes: forward, loss, backward, step, running loss and accuracy."""
     model.train()
     loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
     for xb, yb in loader:
         xb, yb = xb.to(device), yb.to(device)
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb)
+        if memory_format is not None:
+            xb = xb.contiguous(memory_format=memory_format)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -47,27 +58,44 @@ def bare_epoch(model, opt, loader, device) -> float:
     return float(loss_sum) / n
 
 
+def quartiles(values: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per loop")
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds (1 epoch each)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else get_device()
     ds = load_dataset("mnist5k", "trainval")
+    amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
+    memory_format = torch.channels_last if args.channels_last else None
 
     def setup():
         seed_everything(0)
-        model = small_cnn().to(device)
+        model = small_cnn().to(device, memory_format=memory_format or torch.preserve_format)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         return model, opt, TensorLoader(ds, batch_size=args.batch_size, device=device, seed=0)
 
     bare_model, bare_opt, bare_loader = setup()
+    bare_forward = torch.compile(bare_model) if args.compile else bare_model
     tr_model, tr_opt, tr_loader = setup()
-    trainer = Trainer(tr_model, tr_opt, device=device, progress=False)
+    trainer = Trainer(
+        tr_model, tr_opt, device=device, progress=False, amp=args.amp,
+        channels_last=args.channels_last, compile=args.compile,
+    )  # fmt: skip
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    if scaler.is_enabled():
+        raise SystemExit("--amp fp16: the bare loop has no GradScaler; compare bf16 instead")
 
     def sync():
         if device.type == "cuda":
@@ -76,37 +104,41 @@ def main() -> None:
     def time_bare() -> float:
         sync()
         t0 = time.perf_counter()
-        bare_epoch(bare_model, bare_opt, bare_loader, device)
+        bare_epoch(bare_forward, bare_opt, bare_loader, device, amp_dtype, memory_format)
         sync()
         return time.perf_counter() - t0
 
-    def time_trainer(epoch: int) -> float:
+    def time_trainer(round_: int) -> float:
         sync()
         t0 = time.perf_counter()
-        trainer.fit(tr_loader, epochs=epoch + 1)
+        trainer.fit(tr_loader, epochs=round_ + 1)  # one more epoch
         sync()
         return time.perf_counter() - t0
 
     bare_times, trainer_times = [], []
-    for epoch in range(args.epochs + 1):
+    for round_ in range(args.rounds + 1):
         # Alternate which loop goes first, so neither always runs on a warmer machine.
-        if epoch % 2 == 0:
-            b, t = time_bare(), time_trainer(epoch)
+        if round_ % 2 == 0:
+            b, t = time_bare(), time_trainer(round_)
         else:
-            t, b = time_trainer(epoch), time_bare()
-        if epoch > 0:  # epoch 0 warms up both
+            t, b = time_trainer(round_), time_bare()
+        if round_ > 0:  # round 0 warms up both
             bare_times.append(b)
             trainer_times.append(t)
     n = len(ds)
-    bare = n / statistics.median(bare_times)
-    tr = n / statistics.median(trainer_times)
-    print(f"device {device} | threads {torch.get_num_threads()} | batch {args.batch_size} | "
-          f"{args.epochs} timed epochs of {n} examples")  # fmt: skip
-    print(f"bare loop : {bare:9.0f} examples/s")
-    print(f"Trainer   : {tr:9.0f} examples/s")
-    per_round = statistics.median(b / t for b, t in zip(bare_times, trainer_times))
-    print(f"median of per-epoch ratios: {per_round:.2f}")
-    print(f"ratio trainer/bare: {tr / bare:.2f}")
+    ratios = [b / t for b, t in zip(bare_times, trainer_times)]
+    lo, hi = quartiles(ratios)
+    print(
+        f"device {device} | threads {torch.get_num_threads()} | batch {args.batch_size} | "
+        f"amp {args.amp} | channels_last {args.channels_last} | compile {args.compile} | "
+        f"{args.rounds} timed rounds of one epoch ({n} examples) each"
+    )
+    print(f"bare loop : {n / statistics.median(bare_times):9.0f} examples/s (median)")
+    print(f"Trainer   : {n / statistics.median(trainer_times):9.0f} examples/s (median)")
+    print(
+        f"ratio trainer/bare: median {statistics.median(ratios):.3f} | "
+        f"IQR {lo:.3f}-{hi:.3f} | min-max {min(ratios):.3f}-{max(ratios):.3f}"
+    )
 
 
 if __name__ == "__main__":

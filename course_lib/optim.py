@@ -21,7 +21,7 @@ import copy
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -29,13 +29,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from course_lib.regularisers import param_groups
-
 __all__ = [
     "step_lr",
     "multistep_lr",
     "cosine_lr",
     "one_cycle_lr",
+    "one_cycle_momentum",
     "warmup",
     "warmup_cosine",
     "schedule_values",
@@ -45,7 +44,6 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
-    "param_groups",
 ]
 
 Schedule = Callable[[int], float]
@@ -92,6 +90,30 @@ def _anneal(start: float, end: float, pct: float, strategy: str) -> float:
     raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {strategy!r}.")
 
 
+def _one_cycle(
+    step: int,
+    total_steps: int,
+    pct_start: float,
+    values: Sequence[tuple[float, float]],
+    anneal_strategy: str,
+) -> float:
+    """Anneal through the phases of a one-cycle schedule, torch's ``OneCycleLR`` arithmetic.
+
+    Phase ends (in steps): pct_start·T − 1, then (three phases) 2·pct_start·T − 2, and T − 1;
+    ``values`` holds each phase's (start, end) value.
+    """
+    up_end = float(pct_start * total_steps) - 1
+    ends = [up_end, 2 * up_end, total_steps - 1] if len(values) == 3 else [up_end, total_steps - 1]
+    step = min(step, total_steps - 1)
+    start_step = 0.0
+    for i, (end_step, (start, end)) in enumerate(zip(ends, values)):
+        if step <= end_step or i == len(ends) - 1:
+            pct = (step - start_step) / (end_step - start_step)
+            return _anneal(start, end, pct, anneal_strategy)
+        start_step = end_step
+    raise AssertionError("unreachable")
+
+
 def one_cycle_lr(
     step: int,
     max_lr: float,
@@ -99,31 +121,50 @@ def one_cycle_lr(
     pct_start: float = 0.3,
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
-    anneal_strategy: str = "cos",
+    anneal_strategy: Literal["cos", "linear"] = "cos",
     three_phase: bool = False,
 ) -> float:
     """One-cycle policy (Smith & Topin, 2018), same values as torch's ``OneCycleLR``.
 
     Rise from max_lr / div_factor to max_lr during the first ``pct_start`` of the steps, then
     anneal to max_lr / (div_factor · final_div_factor). ``three_phase=True`` first comes back
-    down to the start value symmetrically and only then anneals to the minimum.
+    down to the start value symmetrically and only then anneals to the minimum. The momentum
+    moves the other way: :func:`one_cycle_momentum`.
     """
     initial = max_lr / div_factor
     minimum = initial / final_div_factor
-    up_end = float(pct_start * total_steps) - 1
     if three_phase:
-        phases = [(up_end, initial, max_lr), (2 * up_end, max_lr, initial)]
-        phases.append((total_steps - 1, initial, minimum))
+        values = [(initial, max_lr), (max_lr, initial), (initial, minimum)]
     else:
-        phases = [(up_end, initial, max_lr), (total_steps - 1, max_lr, minimum)]
-    step = min(step, total_steps - 1)
-    start_step = 0.0
-    for i, (end_step, start_lr, end_lr) in enumerate(phases):
-        if step <= end_step or i == len(phases) - 1:
-            pct = (step - start_step) / (end_step - start_step)
-            return _anneal(start_lr, end_lr, pct, anneal_strategy)
-        start_step = end_step
-    raise AssertionError("unreachable")
+        values = [(initial, max_lr), (max_lr, minimum)]
+    return _one_cycle(step, total_steps, pct_start, values, anneal_strategy)
+
+
+def one_cycle_momentum(
+    step: int,
+    total_steps: int,
+    pct_start: float = 0.3,
+    base_momentum: float = 0.85,
+    max_momentum: float = 0.95,
+    anneal_strategy: Literal["cos", "linear"] = "cos",
+    three_phase: bool = False,
+) -> float:
+    """The momentum half of the one-cycle policy (``OneCycleLR(cycle_momentum=True)``).
+
+    While the learning rate rises, the momentum (SGD's μ, Adam's β1) falls from
+    ``max_momentum`` to ``base_momentum``, and it climbs back while the learning rate anneals:
+    a large step then gets less inertia (Smith, 2018). With ``three_phase=True`` it stays at
+    ``max_momentum`` during the final annealing phase. Same values as torch's scheduler.
+    """
+    if three_phase:
+        values = [
+            (max_momentum, base_momentum),
+            (base_momentum, max_momentum),
+            (max_momentum, max_momentum),
+        ]
+    else:
+        values = [(max_momentum, base_momentum), (base_momentum, max_momentum)]
+    return _one_cycle(step, total_steps, pct_start, values, anneal_strategy)
 
 
 def warmup(schedule: Schedule, warmup_steps: int, start_factor: float = 0.0) -> Schedule:

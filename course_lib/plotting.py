@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_lib.train import History
+from course_lib.history import History
 
 _LABELS = {"loss": "loss", "acc": "accuracy"}
 
@@ -249,4 +249,37 @@ def plot_decision_boundary(
     ax.set_ylabel("$x_2$")
     if title:
         ax.set_title(title)
+    return ax
+
+
+def plot_band(
+    x: Sequence[float] | np.ndarray,
+    values: np.ndarray | Sequence[Sequence[float]],
+    ax: plt.Axes | None = None,
+    label: str | None = None,
+    spread: str = "std",
+    **line_kwargs,
+) -> plt.Axes:
+    """Mean over seeds as a line, with a shaded band for the spread between seeds.
+
+    ``values`` has shape ``(len(x), n_seeds)``: one row per x, one column per seed (NaN
+    entries are ignored). ``spread="std"`` shades mean ± one standard deviation (ddof=1),
+    ``"minmax"`` the range from the lowest to the highest seed. ``line_kwargs`` go to
+    ``ax.plot`` (``marker``, ``ls``, ``color``, ...); the band takes the line's colour.
+    """
+    if spread not in ("std", "minmax"):
+        raise ValueError(f"spread must be 'std' or 'minmax', got {spread!r}")
+    x, v = np.asarray(x, dtype=float), np.asarray(values, dtype=float)
+    if v.ndim != 2 or v.shape[0] != x.shape[0]:
+        raise ValueError(f"values must have shape (len(x), n_seeds) = ({len(x)}, n), got {v.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    mean = np.nanmean(v, axis=1)
+    if spread == "std":
+        sd = np.nanstd(v, axis=1, ddof=1) if v.shape[1] > 1 else np.zeros_like(mean)
+        lo, hi = mean - sd, mean + sd
+    else:
+        lo, hi = np.nanmin(v, axis=1), np.nanmax(v, axis=1)
+    (line,) = ax.plot(x, mean, label=label, **line_kwargs)
+    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     return ax

@@ -9,22 +9,22 @@ Each idea is one short function (plus a module wrapper where it sits inside a ne
 * ``mixup``, ``cutmix`` and ``mixup_loss``;
 * ``drop_path`` / ``DropPath`` (stochastic depth);
 * ``mc_dropout_predict`` and ``ensemble_predict`` (mean probabilities + uncertainty);
-* ``clip_grad_norm`` (reports the norm it saw);
-* ``EarlyStopping`` lives in :mod:`course_lib.train` and is re-exported here.
+* ``clip_grad_norm`` (reports the norm it saw).
+
+Early stopping is a callback of the training loop: ``course_lib.train.EarlyStopping``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-if TYPE_CHECKING:  # for readers and type checkers; at run time see __getattr__ below
-    from course_lib.train import EarlyStopping
+from course_lib import layers
 
 __all__ = [
     "l1_penalty",
@@ -45,18 +45,7 @@ __all__ = [
     "mc_dropout_predict",
     "ensemble_predict",
     "clip_grad_norm",
-    "EarlyStopping",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # EarlyStopping has one implementation, in course_lib.train. Importing it lazily keeps
-    # `import course_lib.regularisers` working even if train.py imports this module.
-    if name == "EarlyStopping":
-        from course_lib.train import EarlyStopping
-
-        return EarlyStopping
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -64,9 +53,27 @@ def __getattr__(name: str) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
+# Normalisation layers, torch's (BatchNorm*, InstanceNorm* share _NormBase) and our teaching ones.
+NORM_LAYERS: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.RMSNorm,
+    nn.LocalResponseNorm,
+    layers._BatchNorm,
+    layers.LayerNorm,
+    layers.GroupNorm,
+    layers.InstanceNorm2d,
+)
+
+
 def _is_norm_layer(module: nn.Module) -> bool:
-    """BatchNorm/LayerNorm/GroupNorm/InstanceNorm/RMSNorm, torch's or our own teaching ones."""
-    return "norm" in type(module).__name__.lower()
+    """BatchNorm/LayerNorm/GroupNorm/InstanceNorm/RMSNorm, torch's or our own teaching ones.
+
+    Decided by type (``isinstance``), never by class name: a model called ``NormNet`` is not
+    a normalisation layer.
+    """
+    return isinstance(module, NORM_LAYERS)
 
 
 def _split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -365,10 +372,16 @@ def _probabilities(model: nn.Module, x: Tensor) -> Tensor:
     return torch.softmax(logits, dim=-1)
 
 
+def _dropout_layers() -> tuple[type[nn.Module], ...]:
+    """torch's Dropout family, our layers.Dropout, DropPath and torchvision's StochasticDepth."""
+    from torchvision.ops import StochasticDepth
+
+    return (nn.modules.dropout._DropoutNd, layers.Dropout, DropPath, StochasticDepth)
+
+
 def _is_dropout(module: nn.Module) -> bool:
-    """torch's Dropout family, our layers.Dropout, DropPath and torchvision StochasticDepth."""
-    name = type(module).__name__.lower()
-    return "dropout" in name or name in ("droppath", "stochasticdepth")
+    """Whether ``module`` is a dropout layer, by type (``isinstance``), never by class name."""
+    return isinstance(module, _dropout_layers())
 
 
 @torch.no_grad()

@@ -24,21 +24,25 @@ PROFILES = ("ci", "cpu", "gpu")
 SCALES = ("full", "tiny")
 
 
-def get_device(prefer: str | None = None) -> torch.device:
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """Return the best available device: CUDA, then Apple MPS, then CPU.
 
     ``prefer`` (e.g. ``"cpu"``) forces a device; the environment variable
-    ``COURSE_DEVICE`` does the same for a whole notebook run.
+    ``COURSE_DEVICE`` does the same for a whole notebook run. Under ``torchrun`` (the
+    environment variable ``LOCAL_RANK`` is set) a CUDA device without an index becomes
+    ``cuda:LOCAL_RANK``: each process on a machine uses its own GPU.
     """
     choice = prefer or os.environ.get("COURSE_DEVICE")
     if choice:
-        return torch.device(choice)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        device = torch.device(choice)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    else:
+        mps = getattr(torch.backends, "mps", None)
+        device = torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
 
 
 def profile() -> str:
@@ -83,28 +87,41 @@ def _is_size(value) -> bool:
     return isinstance(value, (tuple, list)) and all(_is_size(v) for v in value)
 
 
+def _is_size_or_all(value) -> bool:
+    """A size, or ``None`` where a size is expected (``n_train=None``: all of it; ``threads=None``)."""
+    return value is None or _is_size(value)
+
+
 def settings(table: dict[str, dict]) -> dict:
     """The settings of the active profile from a notebook's ``SETTINGS`` table.
 
     ``table`` maps each profile name to a dict of sizes and choices. Returns a copy of
-    ``table[profile()]``. Under ``COURSE_SCALE=tiny`` every *size* (a number or a tuple of
-    numbers) that the ``ci`` entry also defines is replaced by the ``ci`` value, while the
-    *choices* (dataset names, flags) of the active profile stay: the gpu profile's code runs
-    with CI's sizes.
+    ``table[profile()]``. Under ``COURSE_SCALE=tiny`` every *size* (a number, a tuple of
+    numbers, or ``None`` standing for "all"/"default") that the ``ci`` entry also defines is
+    replaced by the ``ci`` value, while the *choices* (dataset names, flags) of the active
+    profile stay: the gpu profile's code runs with CI's sizes.
     """
     active = dict(table[profile()])
     if scale() == "tiny":
         for key, value in table["ci"].items():
-            if key in active and _is_size(active[key]) and _is_size(value):
+            if key in active and _is_size_or_all(active[key]) and _is_size_or_all(value):
                 active[key] = value
     return active
 
 
 def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch (CPU and every CUDA device).
+    """Seed Python, NumPy and PyTorch (CPU and every CUDA device); choose kernel determinism.
 
-    With ``deterministic=True`` cuDNN autotuning is off and PyTorch is asked to use
-    deterministic kernels (it warns, rather than fails, where none exists).
+    ``deterministic=True`` turns cuDNN autotuning off and asks PyTorch for deterministic
+    kernels (it warns, rather than fails, where none exists); ``deterministic=False`` (the
+    default) switches both requests off again (PyTorch's defaults; ``cudnn.benchmark`` stays
+    as it is), so the setting of the last call is the one in force.
+    ``CUBLAS_WORKSPACE_CONFIG``, which deterministic cuBLAS needs, is set only if it is unset,
+    and only matters before the first CUDA matrix product of the process.
+
+    Python's ``hash()`` of strings (and so the iteration order of a ``set`` of strings) is
+    fixed when the interpreter starts: set ``PYTHONHASHSEED`` in the environment *before*
+    launching Python if you need it; setting it here would have no effect.
 
     Returns a ``torch.Generator`` seeded with ``seed``: pass it to a ``DataLoader``
     (``generator=g``) together with ``worker_init_fn=seed_worker`` so that the shuffling
@@ -113,12 +130,11 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generat
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
-    os.environ["PYTHONHASHSEED"] = str(seed)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     if deterministic:
         torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
     g = torch.Generator()
     g.manual_seed(seed)
     return g

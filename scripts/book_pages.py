@@ -24,13 +24,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Lecture decks of the syllabus (/work/shared/seeds), by the letter the book uses for them.
+# Lectures of the syllabus (/work/shared/seeds), by the key the chapter table uses for them: the
+# title the book cites them by, then the heading of the deck itself (so a student can find it).
 DECKS = {
-    "A": "CNNs, ResNet, evaluation, regularisation, normalisation",
-    "B": "Losses, activations, initialisation, augmentation, dropout, BatchNorm",
-    "C": "Review: data, capacity, backprop, optimisers, BatchNorm",
-    "D": "Convolutions, CNN architectures and training practice",
-    "E": "Generalisation, regularisation, normalisation, hyperparameters",
+    "A": (
+        "CNNs, ResNet, regularisation, normalisation",
+        "“03 CNNs, ResNet, regularisation, normalisation”",
+    ),
+    "B": ("Recap: losses, activations and training tricks", "“Lecture 7 Recap”"),
+    "C": ("Review: data, capacity and optimisers", "“CS 462 – Lecture 12: Review”"),
+    "D": ("Convolutional neural networks", "“Lecture 4: Convolutional Neural Networks”, AI II"),
+    "E": (
+        "Deep learning optimisation II",
+        "“Lecture 4: Deep learning optimization II”, Deep Learning 1",
+    ),
 }
 
 
@@ -65,7 +72,7 @@ CHAPTERS = [
         "04_residual_networks",
         "Residual networks",
         "A, D",
-        "degradation, residual learning, highway nets, ResNet v1/v2, bottlenecks, WRN, ResNeXt, DenseNet",
+        "degradation, residual learning, highway nets, ResNet v1/v2, bottlenecks, WRN, DenseNet",
     ),
     Chapter(
         "05_evaluating_classifiers",
@@ -77,7 +84,7 @@ CHAPTERS = [
         "06_calibration_uncertainty",
         "Calibration and uncertainty",
         "A, B",
-        "ECE/MCE/AdaECE, reliability diagrams, temperature/Platt/isotonic scaling, ensembles, MC dropout",
+        "ECE/MCE/AdaECE, reliability diagrams, temperature scaling, ensembles, MC dropout",
     ),
     Chapter(
         "07_overfitting_capacity",
@@ -267,10 +274,10 @@ def exercise_page(root: Path, ex: Exercise, repo_url: str, branch: str) -> str:
         f"https://colab.research.google.com/github/{_github_path(repo_url)}/blob/{branch}/{nb_rel}"
     )
     if (root / nb_rel).is_file():
-        get = f"""- Download the student notebook: {{download}}`{ex.name}.ipynb </{nb_rel}>`
-  and open it in Jupyter (local CPU is enough), or
-- open it on Colab: [{ex.name}.ipynb on Colab]({colab}). Save a copy to your Drive
-  first (*File → Save a copy in Drive*) so your work is kept.
+        get = f"""- {{download}}`Download notebook </{nb_rel}>` (`{ex.name}.ipynb`) and open it in
+  Jupyter (local CPU is enough), or
+- [Open in Colab]({colab}) (`{ex.name}.ipynb` from the course repository). Save a copy to
+  your Drive first (*File → Save a copy in Drive*) so your work is kept.
 
 The notebook's first cell installs `course_lib` when it runs on Colab and does nothing elsewhere."""
     else:
@@ -389,12 +396,15 @@ def chapter_map(root: Path) -> str:
             name = f"{{doc}}`{title} <{c.stem}>`"
         else:
             name = f"{c.title} *(in preparation)*"
-        rows.append(f"| {number} | {name} | {c.topics} | {c.decks} |")
-    decks = "; ".join(f"**{k}**: {v}" for k, v in DECKS.items())
+        lectures = ", ".join(f"*{DECKS[k.strip()][0]}*" for k in c.decks.split(","))
+        rows.append(f"| {number} | {name} | {c.topics} | {lectures} |")
+    decks = "\n".join(f"| *{title}* | {heading} |" for title, heading in DECKS.values())
     return (
-        f"{MAP_START}\n| # | chapter | topics | lecture decks |\n|---|---|---|---|\n"
+        f"{MAP_START}\n| # | chapter | topics | lectures |\n|---|---|---|---|\n"
         + "\n".join(rows)
-        + f"\n\nLecture decks: {decks}.\n{MAP_END}"
+        + "\n\nThe chapters cite the lectures by these titles; the second column is the heading"
+        + " of the lecture's own slides.\n\n| lecture | slides headed |\n|---|---|\n"
+        + f"{decks}\n{MAP_END}"
     )
 
 

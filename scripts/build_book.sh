@@ -7,24 +7,28 @@
 #   BOOK_INCREMENTAL=1 scripts/build_book.sh   # quicker while writing: re-read changed pages only
 #                                              # (warnings of unchanged pages are then not repeated)
 #
-# Steps: (1) MathJax 3 from the npm registry into _build/npm the first time (the site serves
-# it locally, no CDN; later builds work offline), (2) regenerate _toc.yml, exercise pages,
-# API pages and the chapter map from the files present (scripts/book_pages.py),
-# (3) jupyter-book build with stored notebook outputs (execute_notebooks: off).
+# Steps: (1) the npm packages of package-lock.json (MathJax 3, served by the site, no CDN;
+# axe-core for the accessibility audit of tests/test_site.py) into node_modules with `npm ci`,
+# when they are missing or the lock file changed (later builds work offline),
+# (2) regenerate _toc.yml, exercise pages, API pages and the chapter map from the files present
+# (scripts/book_pages.py), (3) check that every chapter's stored outputs still belong to its
+# code (scripts/output_freshness.py: changed code cells stop the build, naming the notebook;
+# an earlier course_lib is listed here and noted on the page), (4) jupyter-book build with
+# stored notebook outputs (execute_notebooks: off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-.venv/bin/python}"
-MATHJAX_VERSION=3.2.2
 
-if [ -z "${COURSE_MATHJAX_DIR:-}" ] && [ ! -f _build/npm/node_modules/mathjax/es5/tex-chtml.js ]; then
-  command -v npm >/dev/null || { echo "error: npm is needed once to fetch MathJax (apt-get install -y npm)" >&2; exit 1; }
-  mkdir -p _build/npm
-  npm install --prefix _build/npm --no-save --no-package-lock --no-audit --no-fund \
-    --prefer-offline "mathjax@${MATHJAX_VERSION}"
+# (COURSE_MATHJAX_DIR: an unpacked mathjax package elsewhere, e.g. for a copy of the book.)
+if [ -z "${COURSE_MATHJAX_DIR:-}" ] && { [ ! -f node_modules/.package-lock.json ] ||
+  [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
+  command -v npm >/dev/null || { echo "error: npm is needed once to fetch MathJax and axe-core (apt-get install -y npm)" >&2; exit 1; }
+  npm ci --no-audit --no-fund --prefer-offline
 fi
 
 "$PYTHON" scripts/book_pages.py
+"$PYTHON" scripts/output_freshness.py
 fresh=(--all)  # fresh environment: every page is re-read, so every warning is reported
 if [ "${BOOK_INCREMENTAL:-0}" = 1 ]; then
   fresh=()

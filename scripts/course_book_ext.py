@@ -2,9 +2,13 @@
 
 What it does:
 
-1. **Execution note.** Every page built from a notebook gets a one-line note under its title
-   saying how and where the stored outputs were produced, read from the notebook's
-   ``metadata.course.execution`` (written by ``scripts/execute_notebooks.py``).
+1. **Execution note and stale outputs.** Every page built from a notebook gets a one-line note
+   under its title saying how and where the stored outputs were produced, read from the
+   notebook's ``metadata.course.execution`` (written by ``scripts/execute_notebooks.py``). The
+   hashes recorded there are compared with the notebook and ``course_lib`` as they are now
+   (``scripts/output_freshness.py``): changed code cells are a build error naming the notebook;
+   an earlier ``course_lib`` (or no recorded hashes) adds a second note under the title.
+   Figures get the alt text their cell declares (``metadata.course.alt``).
 2. **Plain-text formulas in docstrings.** ``course_lib`` docstrings write absolute values and
    set sizes as in a textbook (``|w_i|``, ``|B_m| / N``); reStructuredText would read those as
    substitution references and fail the build, so the API pages escape such bars (outside
@@ -13,7 +17,7 @@ What it does:
    ``[Exercise 4](../exercises/ex04_metrics_calibration/ex04_metrics_calibration.ipynb)``; in the
    book such links lead to the exercise's page (download, Colab, how to submit), released or not.
 4. **Offline MathJax.** MathJax 3 comes from the npm package ``mathjax`` (installed by
-   ``scripts/build_book.sh`` into ``_build/npm``); the subset a page needs (the
+   ``scripts/build_book.sh`` into ``node_modules`` from ``package-lock.json``); the subset a page needs (the
    ``tex-chtml`` bundle, TeX extensions, CHTML fonts, menu) is staged into
    ``_build/mathjax_static/mathjax`` and served from ``_static/mathjax``. No CDN is used.
 5. **A clean browser console.** Repeated inline scripts are dropped (sphinx-thebe's config
@@ -27,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from docutils import nodes
@@ -35,6 +40,12 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ExtensionError
 from sphinx.transforms.post_transforms import SphinxPostTransform
+from sphinx.util import logging
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import output_freshness  # noqa: E402  (scripts/output_freshness.py, shared with the executor)
+
+logger = logging.getLogger(__name__)
 
 MATHJAX_VERSION = "3.2.2"
 # Parts of the package's es5/ folder that the pages load (everything else is left out).
@@ -44,7 +55,6 @@ MATHJAX_PARTS = ["tex-chtml.js", "input/tex", "output/chtml", "ui", "a11y", "ada
 def _mathjax_package(confdir: Path) -> Path:
     candidates = [
         os.environ.get("COURSE_MATHJAX_DIR"),
-        confdir / "_build" / "npm" / "node_modules" / "mathjax",
         confdir / "node_modules" / "mathjax",
     ]
     for candidate in candidates:
@@ -52,7 +62,8 @@ def _mathjax_package(confdir: Path) -> Path:
             return Path(candidate)
     raise ExtensionError(
         "MathJax is not installed, and the book serves it locally (no CDN). Install it with\n"
-        f"    npm install --prefix _build/npm --no-save mathjax@{MATHJAX_VERSION}\n"
+        "    npm ci   (in the repository root: package-lock.json pins mathjax "
+        f"{MATHJAX_VERSION})\n"
         "(scripts/build_book.sh does this), or point COURSE_MATHJAX_DIR at an unpacked "
         "npm 'mathjax' 3.x package."
     )
@@ -126,23 +137,63 @@ def execution_note(record: dict | None) -> str:
     )
 
 
+def stale_note(result: output_freshness.Freshness) -> str | None:
+    """The note under the title for outputs older than the code or library beside them."""
+    if result.status == "library-changed":
+        n = len(result.changed_files)
+        return (
+            "Outputs computed with an earlier version of course_lib; "
+            f"{n} library file{'s' if n != 1 else ''} changed since "
+            f"({', '.join(result.changed_files)}). Re-execute the notebook to refresh them."
+        )
+    if result.status == "unrecorded":
+        return (
+            "This notebook was executed before code and library hashes were recorded, so "
+            "whether its outputs still match its code cannot be checked."
+        )
+    return None
+
+
 def add_execution_note(app: Sphinx, doctree: nodes.document) -> None:
-    """Insert the execution note under the title of every page made from a notebook."""
+    """Insert the execution note (and a stale-output note) under the title of every page made
+    from a notebook; a notebook whose code changed since it was executed is a build error."""
     source = Path(app.env.doc2path(app.env.docname))
     if source.suffix != ".ipynb":
         return
     try:
-        metadata = json.loads(source.read_text(encoding="utf-8")).get("metadata", {})
+        notebook = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    record = metadata.get("course", {}).get("execution")
-    para = nodes.paragraph(classes=["course-execution-note"])
-    para += nodes.Text(execution_note(record))
+    record = notebook.get("metadata", {}).get("course", {}).get("execution")
+    paras = [nodes.paragraph(classes=["course-execution-note"])]
+    paras[0] += nodes.Text(execution_note(record))
+    name = source.relative_to(Path(app.confdir)).as_posix()
+    result = output_freshness.freshness(notebook, Path(app.confdir), name)
+    if result.status == "code-changed":
+        logger.warning(result.message(), location=app.env.docname, type="course", subtype="stale")
+    note = stale_note(result)
+    if note:
+        paras.append(nodes.paragraph(classes=["course-stale-note", result.status]))
+        paras[-1] += nodes.Text(note)
     section = next(iter(doctree.findall(nodes.section)), None)
     if section is not None and section.children and isinstance(section[0], nodes.title):
-        section.insert(1, para)
+        section[1:1] = paras
     else:
-        doctree.insert(0, para)
+        doctree[0:0] = paras
+
+
+def add_figure_alt(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Give each figure of a notebook cell the alt text declared in the cell's metadata
+    (``{"course": {"alt": ["...", ...]}}``, one per figure in output order; see
+    ``scripts/execute_notebooks.py``). Runs after MyST-NB has chosen one MIME type per output."""
+    for cell in doctree.findall(nodes.container):
+        if cell.get("nb_element") != "cell_code":
+            continue
+        alt = ((cell.get("cell_metadata") or {}).get("course") or {}).get("alt") or []
+        alts = [alt] if isinstance(alt, str) else list(alt)
+        for image, text in zip(cell.findall(nodes.image), alts):
+            if str(text).strip():
+                image["alt"] = str(text).strip()
 
 
 # ``...`` literals and :role:`...` / `...` spans, left as they are.
@@ -196,6 +247,40 @@ def dedupe_scripts(app: Sphinx, pagename, templatename, context, doctree) -> Non
     context["script_files"] = unique
 
 
+# A sidebar entry with sub-pages: ``<a ...>Title</a><details><summary>`` + a chevron icon only.
+_SUMMARY = re.compile(
+    r'(<a class="(?:[^"]* )?reference internal" href="[^"]*">(.*?)</a>'
+    r"\s*<details[^>]*>\s*<summary)>"
+)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def name_sidebar_toggles(html: str) -> str:
+    """Give each collapsible sidebar entry's ``<summary>`` (an icon, no text) an accessible name."""
+
+    def label(match: re.Match) -> str:
+        title = _TAGS.sub("", match.group(2)).strip().replace('"', "&quot;")
+        return f'{match.group(1)} aria-label="Show or hide the pages under {title}">'
+
+    return _SUMMARY.sub(label, html)
+
+
+def accessible_html(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Fix what the accessibility audit (axe-core, tests/test_site.py) finds in the generated HTML:
+    nameless ``<summary>`` toggles in the sidebar, and ``role="doc-biblioentry"`` (deprecated in
+    WAI-ARIA DPUB 1.1; ``listitem`` is its replacement inside docutils' ``role="list"``)."""
+    toctree = context.get("generate_toctree_html")
+    if callable(toctree) and not getattr(toctree, "_course_named", False):
+
+        def named(*args, **kwargs):
+            return name_sidebar_toggles(str(toctree(*args, **kwargs)))
+
+        named._course_named = True
+        context["generate_toctree_html"] = named
+    if "body" in context:
+        context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
+
+
 # MyST hands these over as a file path (``.../ex04_x/ex04_x.ipynb``) or, once the notebook exists,
 # as a document name without the suffix.
 EXERCISE_NOTEBOOK = re.compile(r"(?:^|/)exercises/(ex\d\d_\w+)/\1(?:\.ipynb)?$")
@@ -235,7 +320,9 @@ def setup(app: Sphinx) -> dict:
     app.connect("build-finished", copy_root_favicon)
     app.add_post_transform(ExerciseLinks)
     app.connect("html-page-context", dedupe_scripts)
+    app.connect("html-page-context", accessible_html, priority=900)  # after the theme
     app.connect("config-inited", stage_mathjax)
     app.connect("autodoc-process-docstring", escape_docstring_bars)
     app.connect("doctree-read", add_execution_note)
+    app.connect("doctree-resolved", add_figure_alt)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -13,10 +13,21 @@ For every notebook (a directory stands for the notebooks in it, checkpoints excl
 2. run every code cell in order (``--timeout`` seconds per cell at most);
 3. on success, write the notebook back with its new outputs and
    ``metadata.course.execution`` = ``{profile, device, gpu, python, torch, torchvision,
-   course_lib, wall_time_s, executed_at, host_kind, cpu_count, tool}``;
+   course_lib, wall_time_s, executed_at, host_kind, cpu_count, tool, code_sha256,
+   course_lib_sha256, course_lib_files}`` (the hashes are defined in
+   ``scripts/output_freshness.py``; the book build fails for a page whose code changed since and
+   notes a page executed with an earlier ``course_lib``);
 4. on failure, leave the file byte-for-byte unchanged and print which cell failed
    (index, first lines of its source, the error), then stop (or go on with
    ``--keep-going``); the exit status is 1 when any notebook failed.
+
+The kernel also gets ``TQDM_DISABLE=1`` (:data:`KERNEL_ENV`): no progress bars in stored outputs.
+
+**Alt text.** A cell that draws figures declares one short description per figure, in output
+order, in its metadata: ``{"course": {"alt": ["Loss falls from 2.3 to 0.4 in 10 epochs"]}}``
+(a plain string for a one-figure cell). The book puts it into the ``<img alt>`` of the figure.
+After executing, a figure without one is reported with a ``WARNING`` (a failure with
+``--require-alt``); ``--check-alt`` lists such cells without executing anything.
 
 The book shows that metadata as a one-line note on each page (``scripts/course_book_ext.py``).
 """
@@ -38,14 +49,25 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import output_freshness  # noqa: E402  (scripts/output_freshness.py: the hashes the build checks)
+
 PROFILES = ("ci", "cpu", "gpu")
 METADATA_KEY = "course"
 TOOL = "scripts/execute_notebooks.py"
 
-# Runs in the kernel after the last cell: what actually executed the notebook.
+# Set in the kernel's environment (besides COURSE_PROFILE): no progress bars in stored outputs.
+KERNEL_ENV = {"TQDM_DISABLE": "1"}
+
+# Runs in the kernel after the last cell: what actually executed the notebook. The course_lib
+# modules are listed before the probe imports anything itself.
 PROBE = r"""
-import json as _json, os as _os, platform as _platform
+import json as _json, os as _os, platform as _platform, sys as _sys
 _info = {"python": _platform.python_version(), "cpu_count": _os.cpu_count()}
+_info["course_lib_modules"] = sorted(
+    _m.__file__ for _n, _m in list(_sys.modules.items())
+    if (_n == "course_lib" or _n.startswith("course_lib.")) and getattr(_m, "__file__", None)
+)
 try:
     import torch as _torch
     _info["torch"] = _torch.__version__
@@ -60,6 +82,7 @@ except Exception:
 try:
     import course_lib as _cl
     _info["course_lib"] = getattr(_cl, "__version__", "unknown")
+    _info["course_lib_dir"] = _os.path.dirname(_os.path.abspath(_cl.__file__))
     from course_lib.runtime import get_device as _gd
     _dev = _gd()
     _info["device"] = str(_dev)
@@ -97,6 +120,63 @@ class Failure:
         lines += [f"    {line}" for line in self.error.rstrip().splitlines()]
         lines.append("  The notebook file was left unchanged.")
         return "\n".join(lines)
+
+
+def figure_count(cell: nbformat.NotebookNode) -> int:
+    """Number of figures a code cell's outputs show (outputs carrying an ``image/*`` type)."""
+    return sum(
+        any(mime.startswith("image/") for mime in out.get("data", {}))
+        for out in cell.get("outputs", [])
+    )
+
+
+def declared_alt(cell: nbformat.NotebookNode) -> list[str]:
+    """The alt texts a cell declares in ``metadata.course.alt``: one string per figure, in output
+    order (a plain string stands for a one-figure cell)."""
+    alt = (cell.get("metadata", {}).get(METADATA_KEY) or {}).get("alt") or []
+    return [alt] if isinstance(alt, str) else [str(a) for a in alt]
+
+
+@dataclass
+class AltProblem:
+    """A code cell whose figures and declared alt texts do not pair up."""
+
+    index: int  # 0-based, markdown cells counted
+    figures: int
+    alts: int
+    head: str
+
+    def report(self) -> str:
+        first = self.head.splitlines()[0] if self.head else ""
+        return (
+            f"cell index {self.index} shows {self.figures} figure(s) but declares {self.alts} "
+            f"alt text(s) in metadata.course.alt  | {first}"
+        )
+
+
+def figures_without_alt(nb: nbformat.NotebookNode) -> list[AltProblem]:
+    """Code cells with a figure output and no (or a blank, or too few) alt text."""
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        figures, alts = figure_count(cell), declared_alt(cell)
+        if figures and (len(alts) != figures or not all(a.strip() for a in alts)):
+            problems.append(AltProblem(index, figures, len(alts), _head(cell.source, 1)))
+    return problems
+
+
+def _alt_summary(problems: list[AltProblem]) -> str:
+    lines = [f"{len(problems)} figure cell(s) without alt text:"]
+    lines += [f"  {p.report()}" for p in problems]
+    lines.append(ALT_HELP)
+    return "\n".join(lines)
+
+
+ALT_HELP = (
+    'Declare one short description per figure in the cell\'s metadata: {"course": {"alt": '
+    '["Training loss falls from 2.3 to 0.4 over 10 epochs", ...]}} (in output order).'
+)
 
 
 def find_notebooks(paths: list[str]) -> list[Path]:
@@ -149,11 +229,14 @@ def execute_notebook(
     timeout: int | None = 1800,
     kernel_name: str = "python3",
     host: str | None = None,
+    require_alt: bool = False,
 ) -> Failure | dict:
     """Execute ``path`` in place; return the recorded metadata, or a :class:`Failure`.
 
     The file is only rewritten after every cell succeeded (written to a temporary file
-    next to it and renamed, so an interrupted run cannot leave half a notebook).
+    next to it and renamed, so an interrupted run cannot leave half a notebook). With
+    ``require_alt`` a figure without alt text (see :func:`figures_without_alt`) is a failure too;
+    otherwise :func:`main` warns about it.
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
@@ -166,8 +249,9 @@ def execute_notebook(
         record_timing=False,
         resources={"metadata": {"path": str(path.parent.resolve())}},
     )
-    old_profile = os.environ.get("COURSE_PROFILE")
-    os.environ["COURSE_PROFILE"] = profile  # inherited by the kernel process
+    kernel_env = {"COURSE_PROFILE": profile, **KERNEL_ENV}
+    saved_env = {name: os.environ.get(name) for name in kernel_env}
+    os.environ.update(kernel_env)  # inherited by the kernel process
     start = time.perf_counter()
     index: int | None = None
     probe_out: dict = {}
@@ -204,10 +288,11 @@ def execute_notebook(
     except Exception as exc:  # kernel failed to start, bad kernel name, ...
         return Failure(path, index, "", f"{type(exc).__name__}: {exc}")
     finally:
-        if old_profile is None:
-            os.environ.pop("COURSE_PROFILE", None)
-        else:
-            os.environ["COURSE_PROFILE"] = old_profile
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     record = {
         "profile": profile,
@@ -224,6 +309,13 @@ def execute_notebook(
         "tool": TOOL,
     }
     record = {k: v for k, v in record.items() if v is not None}
+    library_dir = probe_out.get("course_lib_dir")
+    modules = probe_out.get("course_lib_modules", []) if library_dir else []
+    files = output_freshness.library_files(modules, Path(library_dir)) if library_dir else {}
+    record.update(output_freshness.execution_hashes(nb, files))
+    missing_alt = figures_without_alt(nb)
+    if missing_alt and require_alt:
+        return Failure(path, missing_alt[0].index, missing_alt[0].head, _alt_summary(missing_alt))
     nb.metadata.setdefault(METADATA_KEY, {})["execution"] = record
     nbformat.validate(nb)
     fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=path.parent, prefix=f".{path.stem}.")
@@ -245,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("notebooks", nargs="+", help="notebooks or folders of notebooks")
     parser.add_argument(
-        "--profile", choices=PROFILES, required=True, help="COURSE_PROFILE for the kernel"
+        "--profile", choices=PROFILES, help="COURSE_PROFILE for the kernel (required to execute)"
     )
     parser.add_argument(
         "--timeout",
@@ -264,6 +356,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="go on with the next notebook after a failure (exit status is still 1)",
     )
+    parser.add_argument(
+        "--require-alt",
+        action="store_true",
+        help="treat a figure without alt text (metadata.course.alt) as a failure",
+    )
+    parser.add_argument(
+        "--check-alt",
+        action="store_true",
+        help="execute nothing: list the figure cells without alt text, exit 1 if any",
+    )
     args = parser.parse_args(argv)
     timeout = None if args.timeout is not None and args.timeout < 0 else args.timeout
 
@@ -271,10 +373,24 @@ def main(argv: list[str] | None = None) -> int:
     if not notebooks:
         print("error: no notebooks found", file=sys.stderr)
         return 2
+    if args.check_alt:
+        missing = 0
+        for nb_path in notebooks:
+            problems = figures_without_alt(nbformat.read(nb_path, as_version=4))
+            missing += len(problems)
+            for problem in problems:
+                print(f"{nb_path}: {problem.report()}")
+        if missing:
+            print(f"{missing} figure cell(s) without alt text. {ALT_HELP}", file=sys.stderr)
+        return 1 if missing else 0
+    if args.profile is None:
+        parser.error("--profile is required (unless --check-alt)")
     failures: list[Failure] = []
     for nb_path in notebooks:
         print(f"executing {nb_path} (profile {args.profile}) ...", flush=True)
-        result = execute_notebook(nb_path, args.profile, timeout, args.kernel, args.host_kind)
+        result = execute_notebook(
+            nb_path, args.profile, timeout, args.kernel, args.host_kind, args.require_alt
+        )
         if isinstance(result, Failure):
             print(result.report(), file=sys.stderr, flush=True)
             failures.append(result)
@@ -283,9 +399,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(
                 f"  ok: {result['wall_time_s']} s on {result['device']} "
-                f"(torch {result.get('torch', '?')}, course_lib {result.get('course_lib', '?')})",
+                f"(torch {result.get('torch', '?')}, course_lib {result.get('course_lib', '?')}, "
+                f"{len(result['course_lib_files'])} course_lib files hashed)",
                 flush=True,
             )
+            problems = figures_without_alt(nbformat.read(nb_path, as_version=4))
+            if problems:
+                print(
+                    f"WARNING: {nb_path}: " + _alt_summary(problems).replace("\n", "\n  "),
+                    file=sys.stderr,
+                    flush=True,
+                )
     if failures:
         names = ", ".join(str(f.notebook) for f in failures)
         print(f"{len(failures)} notebook(s) failed: {names}", file=sys.stderr)

@@ -63,15 +63,46 @@ def test_honest_students_are_unaffected_by_the_exploits(run):
 def test_grades_csv_columns(run):
     with open(run.out / "grades.csv") as f:
         header = f.readline().strip().split(",")
-    assert header[:4] == ["student_id", "status", "total", "max_total"]
-    assert header[4:] == list(run.report["reference"]["tests"])
+    assert header[:5] == ["student_id", "status", "total", "max_total", "flags"]
+    assert header[5:] == list(run.report["reference"]["tests"])
+    assert run.rows["honest_correct"]["flags"] == "0"
+    assert int(run.rows["x_library_through_strings"]["flags"]) > 0
     assert set(run.rows) == set(run.expected) | {f"v_{n}" for n in run.variants}
 
 
-def test_forbidden_bypass_is_flagged_for_review(run):
+def test_forbidden_routes_are_flagged_for_review_with_lines(run):
+    for name, spec in catalogue.EXPLOITS.items():
+        if spec.get("flagged"):
+            assert run.report["students"][f"x_{name}"]["flags"], name
     flags = run.report["students"]["x_forbidden_bypass"]["flags"]
-    assert "course_lib.grading" in flags
-    assert run.report["students"]["honest_correct"]["flags"] == []
+    assert any("line 3: uses course_lib.grading" in f for f in flags), flags
+    strings = run.report["students"]["x_library_through_strings"]["flags"]
+    assert any("computed name" in f for f in strings) and any("importlib" in f for f in strings)
+    for honest in ("honest_correct", "honest_naive_softmax", "honest_wrong", "reordered_correct"):
+        assert run.report["students"][honest]["flags"] == [], honest
+
+
+def test_forbidden_routes_fail_at_run_time(run):
+    """Captured references, dispatch escapes and library shortcuts earn 0 for their parts."""
+    students = run.report["students"]
+    captured = students["x_captured_references"]["tests"]
+    assert "forbidden" in captured["test_softmax_hidden"]["message"]
+    assert "forbidden" in captured["test_cross_entropy_hidden"]["message"]
+    assert "forbidden" in captured["test_hinge_hidden"]["message"]
+    escape = students["x_dispatch_escape"]["tests"]
+    assert escape["test_log_softmax_hidden"]["points"] == 0
+    assert (
+        "scipy" in students["x_library_through_strings"]["tests"]["test_softmax_hidden"]["message"]
+    )
+    assert any("forbidden route" in f for f in students["x_dispatch_escape"]["flags"])
+
+
+def test_forged_records_and_channel_earn_nothing(run):
+    students = run.report["students"]
+    assert students["x_forged_protocol"]["status"] == "tampered"
+    assert students["x_forged_records_helpers"]["total"] == 0
+    text = _feedback(run, "x_forged_sink")
+    assert "SINK-REACHED: ['str', 'str', 'str']" in text  # every route raised
 
 
 def _feedback(run, sid: str) -> str:
@@ -113,6 +144,21 @@ def test_feedback_never_shows_hidden_test_code(run):
         assert "<script" not in text.lower() or page.name.startswith("x_"), page.name
 
 
+def test_no_hidden_code_reaches_the_student_through_history_or_frames(run):
+    text = _feedback(run, "x_history_frame_leak")
+    leak = text.split("LEAK:", 2)[-1].split("<", 1)[0]
+    assert "NameError" in leak and "ValueError" in leak and "AttributeError" in leak, leak
+    assert "FORBID" not in leak and "manual_seed" not in leak and "CASES" not in leak
+    assert "co_consts" not in leak or "softmax of" not in leak
+
+
+def test_memory_limit_counts_shared_memory(run):
+    """RLIMIT_AS (measured after torch is imported) stops anonymous shared mappings too."""
+    for name in ("shared_memory_bomb", "shared_memory_held", "memory_bomb", "memory_bomb_held"):
+        row = run.report["students"][f"x_{name}"]
+        assert row["status"] == "out-of-memory" and row["total"] == 0, (name, row["notes"])
+
+
 def test_feedback_explains_failures(run):
     text = _feedback(run, "honest_naive_softmax")
     assert "NaN where a number is expected" in text
@@ -144,7 +190,7 @@ def _grading_processes() -> dict[str, str]:
         if "sleep 987" in cmd:  # the detached process of the adversarial catalogue
             found[pid] = cmd
         elif (
-            "course_lib.grading.worker" in cmd or "course_lib.grading.sandbox" in cmd
+            "course_lib.grading.runner" in cmd or "course_lib.grading.sandbox" in cmd
         ) and _started_by_this_test_process(pid):
             found[pid] = cmd
     return found
@@ -214,7 +260,10 @@ def test_validate_passes_a_correct_notebook_and_fails_a_blank_one(run, tmp_path,
     blank = tmp_path / "blank.ipynb"
     shutil.copy(REPO / "exercises" / A / f"{A}.ipynb", blank)
     assert main(["validate", str(blank), "--exercises", str(REPO / "exercises")]) == 1
-    assert "FAILED test_softmax_visible" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FAILED test_softmax_visible" in out
+    assert "runs at grading test_softmax_hidden" in out and "passed test_softmax_hidden" not in out
+    assert "TCP" not in out
     broken = tmp_path / "broken.ipynb"
     broken.write_text("{")
     assert main(["validate", str(broken)]) == 2

@@ -10,7 +10,6 @@ import scipy.stats
 import sklearn
 import sklearn.metrics as skm
 import torch
-from sklearn.model_selection import TimeSeriesSplit
 
 from course_lib import metrics as M
 
@@ -283,6 +282,52 @@ def test_ece_binary_vector_equals_two_columns():
     assert M.expected_calibration_error([1, 1], [[0.0, 1.0], [0.0, 1.0]]) == 0.0
 
 
+@pytest.mark.parametrize(
+    "classes", [np.array([3, 5, 7]), np.array(["cat", "dog", "eel"]), np.array([-1, 1])]
+)
+def test_calibration_accepts_arbitrary_label_values(classes):
+    """Column k is the k-th smallest label, as in scikit-learn; the result equals the 0..K-1 case."""
+    rng = np.random.default_rng(8)
+    k, n = len(classes), 400
+    codes = rng.integers(0, k, n)
+    prob = _random_scores(rng, n, k, ties=False)
+    y = classes[codes]
+    for fn in (M.expected_calibration_error, M.maximum_calibration_error,
+               M.adaptive_calibration_error):  # fmt: skip
+        assert fn(y, prob, n_bins=10) == pytest.approx(fn(codes, prob, n_bins=10), abs=1e-12)
+    curve = M.reliability_curve(y, prob, n_bins=10)
+    accuracy = (curve.accuracy * curve.count)[curve.count > 0].sum() / n
+    assert accuracy == pytest.approx(skm.accuracy_score(y, classes[prob.argmax(1)]))
+    if k == 2:  # (N,) = probability of the larger label
+        assert M.expected_calibration_error(y, prob[:, 1]) == pytest.approx(
+            M.expected_calibration_error(codes, prob[:, 1])
+        )
+    # temperature scaling: the NLL it reports is scikit-learn's log loss on these labels
+    logits = torch.randn(n, k, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    logits[torch.arange(n), torch.as_tensor(codes)] += 2.0
+    scaler = M.TemperatureScaler().fit(3 * logits, y)
+    assert scaler.temperature == pytest.approx(
+        M.TemperatureScaler().fit(3 * logits, codes).temperature
+    )
+    assert scaler.nll_after == pytest.approx(skm.log_loss(y, scaler.predict_proba(3 * logits)))
+    assert scaler.nll_before == pytest.approx(skm.log_loss(y, torch.softmax(3 * logits, 1).numpy()))
+
+
+def test_calibration_labels_that_do_not_name_the_columns_are_an_error():
+    prob = np.full((4, 3), 1 / 3)
+    y = np.array([1, 3, 3, 3])  # 1-based labels, not all present: which column is which?
+    for fn in (M.expected_calibration_error, M.reliability_curve):
+        with pytest.raises(ValueError, match="labels="):
+            fn(y, prob)
+        with pytest.raises(ValueError, match="not in"):
+            fn(np.array([0, 4, 1, 1]), prob, labels=[0, 1, 2])
+    assert M.expected_calibration_error(y, prob, labels=[1, 2, 3]) == pytest.approx(
+        M.expected_calibration_error(y - 1, prob)
+    )
+    with pytest.raises(ValueError, match="labels="):
+        M.TemperatureScaler().fit(np.zeros((4, 3)), y)
+
+
 def test_temperature_scaling_reduces_ece_of_overconfident_model():
     g = torch.Generator().manual_seed(0)
     true_logits = torch.randn(4000, 5, generator=g) * 1.5
@@ -349,38 +394,3 @@ def test_wilcoxon_seed_formula_and_decision():
         M.wilcoxon_signed_rank(a, a)
     with pytest.raises(ValueError, match="pair up"):
         M.wilcoxon_signed_rank(a, a[:5])
-
-
-def test_stratified_kfold_properties():
-    rng = np.random.default_rng(7)
-    y = rng.choice(4, size=203, p=[0.5, 0.3, 0.15, 0.05])
-    folds = M.stratified_kfold(y, k=5, seed=1)
-    assert len(folds) == 5
-    tests = np.concatenate([t for _, t in folds])
-    np.testing.assert_array_equal(np.sort(tests), np.arange(len(y)))  # a partition
-    for train, test in folds:
-        assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(y)
-    for c in range(4):
-        per_fold = [np.sum(y[t] == c) for _, t in folds]
-        assert max(per_fold) - min(per_fold) <= 1
-    sizes = [len(t) for _, t in folds]
-    assert max(sizes) - min(sizes) <= 1
-    again = M.stratified_kfold(y, k=5, seed=1)
-    assert all(np.array_equal(t1, t2) for (_, t1), (_, t2) in zip(folds, again))
-    other = M.stratified_kfold(y, k=5, seed=2)
-    assert not all(np.array_equal(t1, t2) for (_, t1), (_, t2) in zip(folds, other))
-    with pytest.warns(UserWarning, match="fewer than k"):
-        M.stratified_kfold([0, 0, 0, 1], k=3)
-
-
-def test_time_series_split_matches_sklearn():
-    for n, k in [(10, 3), (100, 5), (37, 4), (6, 5)]:
-        ours = M.time_series_split(n, k)
-        theirs = list(TimeSeriesSplit(n_splits=k).split(np.zeros(n)))
-        assert len(ours) == len(theirs)
-        for (tr, te), (tr2, te2) in zip(ours, theirs):
-            np.testing.assert_array_equal(tr, tr2)
-            np.testing.assert_array_equal(te, te2)
-            assert tr.max() < te.min()  # never train on the future
-    with pytest.raises(ValueError):
-        M.time_series_split(3, 5)

@@ -15,7 +15,6 @@ from course_lib.models import count_parameters, receptive_field, receptive_field
 from course_lib.models.blocks import (
     DenseBlock,
     DepthwiseSeparableConv,
-    DropPath,
     HighwayBlock,
     Inception,
     NaiveInception,
@@ -24,6 +23,7 @@ from course_lib.models.blocks import (
 from course_lib.models.inception import GOOGLENET_TABLE
 from course_lib.models.init import init_weights, kaiming_init_, signal_stats, xavier_init_
 from course_lib.models.lenet import LENET_C3_TABLE
+from course_lib.regularisers import DropPath
 
 META = torch.device("meta")
 
@@ -400,6 +400,13 @@ def test_residual_block_1d_and_2d():
         b1(torch.randn(2, 4, 8, 8))
     with pytest.raises(ValueError, match="dim must be"):
         ResidualBlock(4, dim=3)
+
+
+def test_drop_path_has_one_home():
+    from course_lib.models import blocks
+
+    assert not hasattr(blocks, "DropPath") and not hasattr(M, "DropPath")  # no re-export shims
+    assert type(M.resnet_cifar(8, drop_path=0.1).stages[0][0].drop_path) is DropPath
 
 
 def test_drop_path_drops_whole_examples():

@@ -3,7 +3,10 @@ the generated book pages (toc, exercise pages, API pages)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
+import json
 import re
 import sys
 import types
@@ -24,8 +27,18 @@ def _load(name: str) -> types.ModuleType:
 
 
 execute_notebooks = _load("execute_notebooks")
+output_freshness = _load("output_freshness")
 colab_cell = _load("colab_cell")
 book_pages = _load("book_pages")
+
+
+# A 1x1 PNG, enough for a figure output.
+PNG = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d4944415478da63f8ffff3f0005fe02fe0dd2c4b20000000049454e44ae426082"
+    )
+).decode()
 
 
 def _write_nb(path: Path, *sources: str) -> Path:
@@ -46,6 +59,9 @@ def test_execute_records_metadata_and_keeps_failed_notebook_unchanged(tmp_path, 
         tmp_path / "good" / "good.ipynb",
         "import os\nprint(os.environ['COURSE_PROFILE'], os.getcwd())",
         "21 * 2",
+        "import course_lib.metrics\nprint(os.environ.get('TQDM_DISABLE'))",
+        "from IPython.display import display\n"
+        f"display({{'image/png': {PNG!r}, 'text/plain': '<Figure>'}}, raw=True)",
     )
     bad = _write_nb(
         tmp_path / "bad.ipynb",
@@ -71,6 +87,22 @@ def test_execute_records_metadata_and_keeps_failed_notebook_unchanged(tmp_path, 
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["executed_at"])
     assert 0 <= record["wall_time_s"] < 60
     assert record["host_kind"] in {"local", "ci", "github-actions"}
+    # No progress bars in stored outputs; hashes of the code and of the course_lib modules used.
+    assert nb.cells[3].outputs[0]["text"].strip() == "1"
+    assert record["code_sha256"] == output_freshness.code_hash(nb)
+    files = record["course_lib_files"]
+    assert {"course_lib/__init__.py", "course_lib/runtime.py"} <= set(files)
+    assert any(f.startswith("course_lib/metrics") for f in files)  # imported by the notebook
+    assert not any(f.startswith("course_lib/grading") for f in files)  # only what it imported
+    for rel, digest in files.items():
+        full = hashlib.sha256((ROOT / rel).read_bytes()).hexdigest()
+        assert full.startswith(digest) and len(digest) == 16
+    lines = "\n".join(f"{p} {d}" for p, d in sorted(files.items()))
+    assert record["course_lib_sha256"] == hashlib.sha256(lines.encode()).hexdigest()
+    assert output_freshness.check_file(good, ROOT).status == "current"
+    # The figure without alt text is reported, naming the cell.
+    assert f"WARNING: {good}: 1 figure cell(s) without alt text" in captured.err
+    assert "cell index 4 shows 1 figure(s) but declares 0 alt text(s)" in captured.err
     # ... and the failing one is byte-for-byte unchanged, with a report naming cell and error.
     assert bad.read_bytes() == bad_bytes
     assert f"FAILED: {bad} (cell index 2" in captured.err
@@ -78,6 +110,121 @@ def test_execute_records_metadata_and_keeps_failed_notebook_unchanged(tmp_path, 
     assert "(2 more lines)" in captured.err
     assert "ZeroDivisionError: division by zero" in captured.err
     assert "never reached" not in captured.out + captured.err
+
+
+def _figure_nb(alt=None) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("plot()")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<F>"}),
+        nbformat.v4.new_output("stream", text="done\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": PNG}),
+    ]
+    if alt is not None:
+        cell.metadata["course"] = {"alt": alt}
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), cell]
+    return nb
+
+
+def test_figures_need_one_alt_text_each(tmp_path, capsys):
+    assert [p.index for p in execute_notebooks.figures_without_alt(_figure_nb())] == [1]
+    assert execute_notebooks.figures_without_alt(_figure_nb(["one"]))[0].alts == 1
+    assert execute_notebooks.figures_without_alt(_figure_nb(["one", " "]))  # blank is missing
+    assert not execute_notebooks.figures_without_alt(_figure_nb(["Loss curve", "Accuracy"]))
+    single = _figure_nb("Loss curve")
+    single.cells[1].outputs.pop()
+    assert not execute_notebooks.figures_without_alt(single)  # a string for one figure
+
+    path = tmp_path / "figs.ipynb"
+    nbformat.write(_figure_nb(), path)
+    before = path.read_bytes()
+    assert execute_notebooks.main(["--check-alt", str(path)]) == 1
+    out = capsys.readouterr()
+    assert f"{path}: cell index 1 shows 2 figure(s) but declares 0 alt text(s)" in out.out
+    assert '{"course": {"alt": [' in out.err
+    assert path.read_bytes() == before  # nothing was executed or written
+    nbformat.write(_figure_nb(["a", "b"]), path)
+    assert execute_notebooks.main(["--check-alt", str(path)]) == 0
+    with pytest.raises(SystemExit):  # executing still needs a profile
+        execute_notebooks.main([str(path)])
+
+
+def _with_setup_cell(nb: nbformat.NotebookNode, source: str) -> nbformat.NotebookNode:
+    return colab_cell.refresh(nb, source)
+
+
+def test_code_hash_covers_code_cells_only(tmp_path):
+    nb = _figure_nb()
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("# Title"))
+    base = output_freshness.code_hash(nb)
+    # The Colab setup cell (rewritten by colab_cell.py), markdown, outputs, alt metadata and
+    # trailing whitespace do not count ...
+    same = _with_setup_cell(nbformat.from_dict(json.loads(json.dumps(nb))), "pip install a")
+    same.cells[2].source = "# Another title"
+    same.cells[3].outputs = []
+    same.cells[3].metadata["course"] = {"alt": ["a", "b"]}
+    same.cells[1].source = "x = 1\r\n\n"
+    assert output_freshness.code_hash(same) == base
+    other = _with_setup_cell(nbformat.from_dict(json.loads(json.dumps(same))), "pip install b")
+    assert output_freshness.code_hash(other) == base  # the setup cell's URL changed
+    # ... every code cell's source does (also raw JSON, where sources are lists of lines).
+    changed = nbformat.from_dict(json.loads(json.dumps(nb)))
+    changed.cells[0].source = "x = 2"
+    assert output_freshness.code_hash(changed) != base
+    split = nbformat.from_dict(json.loads(json.dumps(nb)))
+    split.cells[0].source, split.cells[2].source = "x = 1\nplot()", ""
+    assert output_freshness.code_hash(split) != base
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert output_freshness.code_hash(json.loads(path.read_text())) == base
+
+
+def _library(root: Path) -> dict[str, str]:
+    pkg = root / "course_lib"
+    (pkg / "models").mkdir(parents=True, exist_ok=True)
+    for rel in ("__init__.py", "train.py", "models/__init__.py"):
+        if not (pkg / rel).exists():
+            (pkg / rel).write_text(f"# {rel}\n")
+    return output_freshness.library_files(
+        [pkg / "__init__.py", pkg / "train.py", pkg / "models" / "__init__.py"], pkg
+    )
+
+
+def test_freshness_distinguishes_code_library_and_unrecorded(tmp_path, capsys):
+    files = _library(tmp_path)
+    assert list(files) == [
+        "course_lib/__init__.py",
+        "course_lib/models/__init__.py",
+        "course_lib/train.py",
+    ]
+    path = tmp_path / "book" / "01_x.ipynb"
+    path.parent.mkdir()
+    nb = _figure_nb()
+    nbformat.write(nb, path)
+    assert output_freshness.check_file(path, tmp_path).status == "unrecorded"
+    nb.metadata["course"] = {"execution": output_freshness.execution_hashes(nb, files)}
+    nbformat.write(nb, path)
+    assert output_freshness.check_file(path, tmp_path).status == "current"
+    assert output_freshness.main(["--root", str(tmp_path)]) == 0
+
+    # A changed and a removed library file: outputs from an earlier course_lib, both named.
+    (tmp_path / "course_lib" / "train.py").write_text("# train.py, changed\n")
+    (tmp_path / "course_lib" / "models" / "__init__.py").unlink()
+    (tmp_path / "course_lib" / "new.py").write_text("")  # not used by the notebook: no effect
+    result = output_freshness.check_file(path, tmp_path)
+    assert result.status == "library-changed"
+    assert result.changed_files == ["course_lib/models/__init__.py", "course_lib/train.py"]
+    assert "2 library files changed since" in result.message()
+    assert output_freshness.main(["--root", str(tmp_path)]) == 0
+    assert "course_lib/train.py" in capsys.readouterr().out
+
+    # A changed code cell: the check fails and names the notebook.
+    nb.cells[0].source = "x = 2"
+    nbformat.write(nb, path)
+    assert output_freshness.check_file(path, tmp_path).status == "code-changed"
+    assert output_freshness.main(["--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "book/01_x.ipynb: code cells changed since the notebook was executed" in err
 
 
 def test_execute_rejects_unknown_profile_and_paths(tmp_path):
@@ -93,7 +240,9 @@ def test_execute_rejects_unknown_profile_and_paths(tmp_path):
 
 
 def _repo(tmp_path: Path, url: str = "https://github.com/example-org/dl-course") -> Path:
-    (tmp_path / "_config.yml").write_text(f"repository:\n  url: {url}\n  branch: dev\n")
+    (tmp_path / "_config.yml").write_text(
+        f"repository:\n  url: {url}\n  branch: dev\n  install_ref: v1.2.0\n"
+    )
     _write_nb(tmp_path / "book" / "01_intro.ipynb", "print('chapter')")
     _write_nb(tmp_path / "solutions" / "ex01" / "ex01.ipynb", "answer = 42")
     _write_nb(tmp_path / "exercises" / "ex01" / "ex01.ipynb", "answer = None")
@@ -119,7 +268,7 @@ def test_colab_cell_writes_sources_and_checks_release(tmp_path, capsys):
         nb = nbformat.read(path, as_version=4)
         first = nb.cells[0]
         assert first.cell_type == "code" and "colab-setup" in first.metadata["tags"]
-        assert "git+https://github.com/example-org/dl-course.git@dev" in first.source
+        assert "git+https://github.com/example-org/dl-course.git@v1.2.0" in first.source
         assert "nbgrader" not in first.metadata  # a plain, non-graded cell
         assert nb.cells[1].cell_type == "markdown"  # the old first cell follows
         assert sum("colab-setup" in c.metadata.get("tags", []) for c in nb.cells) == 1
@@ -132,7 +281,9 @@ def test_colab_cell_writes_sources_and_checks_release(tmp_path, capsys):
     assert colab_cell.main(["--root", str(root), "--check"]) == 0
 
     # Changing the repository URL makes every notebook stale.
-    (root / "_config.yml").write_text("repository:\n  url: https://github.com/other/x\n")
+    (root / "_config.yml").write_text(
+        "repository:\n  url: https://github.com/other/x\n  install_ref: v1.2.0\n"
+    )
     assert colab_cell.main(["--root", str(root), "--check"]) == 1
     err = capsys.readouterr().err
     assert all(str(p) in err for p in (chapter, solution, release))
@@ -191,9 +342,10 @@ def test_book_pages_follow_files_present(tmp_path):
     assert "file: book/api/runtime" in toc and "file: book/api/models" in toc
     page = (tmp_path / "book" / "exercises" / "ex02_convolution.md").read_text()
     assert (
-        "{download}`ex02_convolution.ipynb </exercises/ex02_convolution/ex02_convolution.ipynb>`"
+        "{download}`Download notebook </exercises/ex02_convolution/ex02_convolution.ipynb>`"
         in page
     )
+    assert "[Open in Colab](https://colab.research.google.com/github/" in page
     assert "course-grade validate exercises/ex02_convolution/ex02_convolution.ipynb" in page
     assert "{doc}`Chapter 2 <../02_convolutions>`" in page
     assert (

@@ -62,6 +62,65 @@ def test_one_cycle_matches_torch(strategy, three_phase):
     np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-15)
 
 
+def _torch_momenta(make_scheduler, num_steps: int, adam: bool = False) -> np.ndarray:
+    """The momentum (SGD) or beta1 (Adam) torch's OneCycleLR sets before each step."""
+    param = nn.Parameter(torch.zeros(1))
+    if adam:
+        opt = torch.optim.Adam([param], lr=0.1)
+    else:
+        opt = torch.optim.SGD([param], lr=0.1, momentum=0.9)
+    sched = make_scheduler(opt)
+    values = []
+    for _ in range(num_steps):
+        group = opt.param_groups[0]
+        values.append(group["betas"][0] if adam else group["momentum"])
+        opt.step()
+        sched.step()
+    return np.array(values)
+
+
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+@pytest.mark.parametrize("three_phase", [False, True])
+@pytest.mark.parametrize("adam", [False, True])
+def test_one_cycle_momentum_matches_torch(strategy, three_phase, adam):
+    kwargs = dict(pct_start=0.25, anneal_strategy=strategy, three_phase=three_phase)
+    momenta = dict(base_momentum=0.8, max_momentum=0.95)
+    ours = O.schedule_values(partial(O.one_cycle_momentum, total_steps=60, **momenta, **kwargs), 60)
+    ref = _torch_momenta(
+        lambda o: lr_scheduler.OneCycleLR(o, max_lr=0.5, total_steps=60, **momenta, **kwargs),
+        60,
+        adam=adam,
+    )
+    np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-15)
+    # momentum falls while the learning rate rises, and the other way round
+    lrs = O.schedule_values(partial(O.one_cycle_lr, max_lr=0.5, total_steps=60, **kwargs), 60)
+    assert ours[0] == 0.95 and ours.argmin() == lrs.argmax()
+
+
+def test_sgd_follows_torch_under_one_cycle_with_momentum_cycling():
+    torch.manual_seed(0)
+    a = nn.Linear(5, 3)
+    b = nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    x, y = torch.randn(32, 5), torch.randint(0, 3, (32,))
+    opts = [O.SGD(a.parameters(), lr=0.1, momentum=0.9),
+            torch.optim.SGD(b.parameters(), lr=0.1, momentum=0.9, foreach=False)]  # fmt: skip
+    scheds = [lr_scheduler.OneCycleLR(o, max_lr=0.5, total_steps=20) for o in opts]
+    for _ in range(20):
+        for model, opt, sched in zip((a, b), opts, scheds):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            sched.step()
+        assert opts[0].param_groups[0]["momentum"] == opts[1].param_groups[0]["momentum"]
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def test_optim_does_not_reexport_param_groups():
+    assert not hasattr(O, "param_groups") and "param_groups" not in O.__all__
+
+
 def test_warmup_matches_sequential_linear_then_main():
     main = partial(O.cosine_lr, base_lr=0.1, total_steps=30)
     ours = O.schedule_values(O.warmup(main, warmup_steps=10, start_factor=0.1), 40)

@@ -200,10 +200,64 @@ def test_clip_grad_norm_matches_torch(max_norm, norm_type):
     assert R.clip_grad_norm([torch.zeros(2, requires_grad=True)], 1.0) == 0.0  # no gradients
 
 
-def test_early_stopping_is_reexported():
-    from course_lib.regularisers import EarlyStopping
-    from course_lib.train import EarlyStopping as TrainEarlyStopping
+def test_regularisers_does_not_reexport_early_stopping():
+    assert not hasattr(R, "EarlyStopping") and "EarlyStopping" not in R.__all__
 
-    assert EarlyStopping is TrainEarlyStopping
-    es = EarlyStopping(patience=2)
-    assert [es.step(v) for v in (1.0, 0.9, 0.95, 0.97)] == [False, False, False, True]
+
+class DropoutMLP(nn.Module):
+    """A model whose class NAME contains "dropout": it is not a dropout layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.0))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_mc_dropout_finds_dropout_layers_by_type_not_by_name():
+    torch.manual_seed(2)
+    net = DropoutMLP()
+    net.train()
+    net(torch.randn(32, 6))  # BatchNorm running statistics
+    running = net.body[1].running_mean.clone()
+    x = torch.randn(7, 6)
+    pred = R.mc_dropout_predict(net, x, n_samples=3)
+    assert torch.equal(net.body[1].running_mean, running)  # BatchNorm stayed in eval mode
+    with torch.no_grad():
+        expected = torch.softmax(net.eval()(x), 1)
+    assert torch.allclose(pred.mean, expected, atol=1e-6)  # p = 0: every pass is eval-mode
+
+
+def test_mc_dropout_switches_every_kind_of_dropout_layer():
+    from course_lib import layers
+
+    kinds = [nn.Dropout(0.5), nn.Dropout1d(0.5), nn.AlphaDropout(0.5), layers.Dropout(0.5),
+             R.DropPath(0.5), torchvision.ops.StochasticDepth(0.5, "row")]  # fmt: skip
+    x = torch.randn(16, 4, 5)
+    for layer in kinds:
+        net = nn.Sequential(layer, nn.Flatten(), nn.Linear(20, 3))
+        pred = R.mc_dropout_predict(net, x, n_samples=6)
+        assert (pred.mutual_information > 0).any(), type(layer).__name__
+
+
+class Denormalizer(nn.Module):
+    """A class NAME containing "norm", holding a weight matrix that should be decayed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 4))
+
+    def forward(self, x):
+        return x @ self.weight
+
+
+def test_norm_layers_are_recognised_by_type_not_by_name():
+    from course_lib import layers
+
+    net = nn.Sequential(Denormalizer(), nn.LayerNorm([2, 2]), layers.LayerNorm([2, 2]),
+                        layers.BatchNorm2d(4), nn.GroupNorm(2, 4))  # fmt: skip
+    decay = {id(p) for p in R.decay_parameters(net)}
+    assert decay == {id(net[0].weight)}  # (2, 2) LayerNorm scales are not decayed
+    assert len(R.no_decay_parameters(net)) == len(list(net.parameters())) - 1

@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -26,11 +27,31 @@ def test_unknown_profile_is_a_clear_error(monkeypatch):
         runtime.profile()
 
 
-def test_get_device(monkeypatch):
+def _fake_hardware(monkeypatch, cuda: bool, mps: bool, gpus: int = 1):
     monkeypatch.delenv("COURSE_DEVICE", raising=False)
-    dev = runtime.get_device()
-    assert dev.type == ("cuda" if torch.cuda.is_available() else dev.type)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus if cuda else 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(
+    "cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_get_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    _fake_hardware(monkeypatch, cuda, mps)
+    assert runtime.get_device() == torch.device(expected)
     assert runtime.get_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert runtime.get_device() == torch.device("cpu")
+
+
+def test_get_device_gives_each_torchrun_process_its_gpu(monkeypatch):
+    _fake_hardware(monkeypatch, cuda=True, mps=False, gpus=2)
+    monkeypatch.setenv("LOCAL_RANK", "1")  # torchrun sets it for the second process
+    assert runtime.get_device() == torch.device("cuda", 1)
+    assert runtime.get_device("cuda") == torch.device("cuda", 1)
+    assert runtime.get_device("cuda:0") == torch.device("cuda", 0)  # an explicit index wins
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
     assert runtime.get_device() == torch.device("cpu")
 
@@ -46,6 +67,25 @@ def test_seed_everything_repeats_all_generators():
     assert _draws() == a
     runtime.seed_everything(124)
     assert _draws() != a
+
+
+def test_deterministic_mode_can_be_switched_off_again():
+    try:
+        runtime.seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        runtime.seed_everything(0)
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert not torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+
+
+def test_seed_everything_does_not_pretend_to_set_hash_seed(monkeypatch):
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    runtime.seed_everything(3)
+    assert "PYTHONHASHSEED" not in os.environ  # str hashing is fixed at interpreter start
 
 
 class _NumpyNoise(Dataset):

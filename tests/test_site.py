@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urldefrag, urlparse
+from urllib.parse import urldefrag, urljoin, urlparse
 
 import nbformat
 import pytest
@@ -45,6 +45,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"  # npm ci (scripts/build_book.sh)
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+FIXTURES = ROOT / "tests" / "fixtures" / "site"
 PLACEHOLDER = "00_placeholder_test"
 CHAPTER = re.compile(r"^\d\d_\w+\.ipynb$")
 
@@ -134,6 +137,76 @@ def test_execution_note_reads_the_metadata():
     assert "no execution record" in ext.execution_note(None)
 
 
+def _notebook_page(root: Path, doc_text: str = "Title\n=====\n\nText.\n"):
+    from types import SimpleNamespace
+
+    from docutils.core import publish_doctree
+
+    path = root / "book" / "01_x.ipynb"
+    app = SimpleNamespace(
+        confdir=str(root), env=SimpleNamespace(docname="book/01_x", doc2path=lambda d: str(path))
+    )
+    return app, publish_doctree(doc_text, settings_overrides={"doctitle_xform": False})
+
+
+def test_pages_note_stale_outputs_and_changed_code_is_an_error(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from docutils import nodes
+
+    ext, freshness = _book_ext(), _script("output_freshness")
+    warnings = []
+    monkeypatch.setattr(ext, "logger", SimpleNamespace(warning=lambda m, **k: warnings.append(m)))
+    (tmp_path / "course_lib").mkdir()
+    (tmp_path / "course_lib" / "__init__.py").write_text("x = 1\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("y = 2")]
+    files = freshness.library_files(
+        [tmp_path / "course_lib" / "__init__.py"], tmp_path / "course_lib"
+    )
+    nb.metadata["course"] = {
+        "execution": {"profile": "cpu", **freshness.execution_hashes(nb, files)}
+    }
+    (tmp_path / "book").mkdir()
+    nbformat.write(nb, tmp_path / "book" / "01_x.ipynb")
+
+    def notes() -> list[tuple[str, str]]:
+        app, doctree = _notebook_page(tmp_path)
+        ext.add_execution_note(app, doctree)
+        section = next(iter(doctree.findall(nodes.section)))
+        assert isinstance(section[0], nodes.title)  # the notes come right under the title
+        return [(" ".join(p["classes"]), p.astext()) for p in section[1:] if p.get("classes")]
+
+    assert [c for c, _ in notes()] == ["course-execution-note"]  # current: the execution note only
+    (tmp_path / "course_lib" / "__init__.py").write_text("x = 2\n")
+    ((kind, text),) = notes()[1:]
+    assert kind == "course-stale-note library-changed"
+    assert text.startswith("Outputs computed with an earlier version of course_lib; 1 library file")
+    assert "(course_lib/__init__.py)" in text and not warnings
+    nb.cells[1].source = "y = 3"
+    nbformat.write(nb, tmp_path / "book" / "01_x.ipynb")
+    notes()
+    assert warnings == [
+        "book/01_x.ipynb: code cells changed since the notebook was executed; its stored outputs "
+        "no longer belong to its code. Re-run: .venv/bin/python scripts/execute_notebooks.py "
+        "book/01_x.ipynb --profile cpu"
+    ]
+    del nb.metadata["course"]["execution"]["code_sha256"]
+    nbformat.write(nb, tmp_path / "book" / "01_x.ipynb")
+    assert notes()[1][0] == "course-stale-note unrecorded"
+
+
+def test_sidebar_toggles_get_a_name():
+    ext = _book_ext()
+    html = (
+        '<a class="current reference internal" href="#">API <em>reference</em></a>'
+        '<details open="open"><summary><span class="toctree-toggle"></span></summary>'
+    )
+    assert ext.name_sidebar_toggles(html) == html.replace(
+        "<summary>", '<summary aria-label="Show or hide the pages under API reference">'
+    )
+
+
 # ---------------------------------------------------------------------------- the built site
 
 
@@ -161,12 +234,20 @@ def _png() -> bytes:
     return buf.getvalue()
 
 
-def _placeholder_chapter(path: Path) -> None:
+PLACEHOLDER_ALT = "A rising curve through (0, 0), (1, 1) and (2, 4)"
+
+
+def _script(name: str):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("colab_cell", ROOT / "scripts/colab_cell.py")
-    colab_cell = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(colab_cell)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _placeholder_chapter(path: Path) -> None:
+    colab_cell = _script("colab_cell")
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
@@ -182,6 +263,7 @@ def _placeholder_chapter(path: Path) -> None:
         }
     }  # fmt: skip
     plot = nbformat.v4.new_code_cell("plot()", execution_count=2)
+    plot.metadata["course"] = {"alt": [PLACEHOLDER_ALT]}
     plot.outputs = [
         nbformat.v4.new_output(
             "display_data",
@@ -202,13 +284,21 @@ def _placeholder_chapter(path: Path) -> None:
         nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)
     ]
     colab_cell.refresh(nb, colab_cell.cell_source(REPO_URL, BRANCH))
+    # Executed with this code and course_lib/__init__.py, but an earlier course_lib/runtime.py:
+    # the page must show the "earlier version of course_lib; 1 library file changed" note.
+    freshness = _script("output_freshness")
+    files = {
+        "course_lib/__init__.py": freshness.file_digest(ROOT / "course_lib" / "__init__.py"),
+        "course_lib/runtime.py": "0" * freshness.FILE_DIGEST_CHARS,
+    }
+    nb.metadata["course"]["execution"].update(freshness.execution_hashes(nb, files))
     nbformat.write(nb, path)
 
 
 def _build(root: Path) -> None:
     start = time.perf_counter()
     env = dict(os.environ, PYTHON=str(ROOT / ".venv" / "bin" / "python"))
-    mathjax = ROOT / "_build" / "npm" / "node_modules" / "mathjax"
+    mathjax = ROOT / "node_modules" / "mathjax"
     if "COURSE_MATHJAX_DIR" not in env and (mathjax / "es5" / "tex-chtml.js").is_file():
         env["COURSE_MATHJAX_DIR"] = str(mathjax)
     result = subprocess.run(
@@ -309,6 +399,8 @@ class PageReport:
     unrendered_math: int = 0
     broken_images: list[str] = field(default_factory=list)
     links: set[str] = field(default_factory=set)
+    images: list[tuple[str, str | None]] = field(default_factory=list)  # (src, alt)
+    violations: list[str] | None = None  # axe-core's WCAG 2.1 A/AA findings; None: not run
 
 
 # Visible text outside code, and math that MathJax did not typeset.
@@ -334,10 +426,30 @@ async () => {
   return {
     raw, unrendered,
     broken: imgs.filter(i => i.naturalWidth === 0).map(i => i.currentSrc || i.src),
+    images: imgs.map(i => [i.getAttribute('src'), i.getAttribute('alt')]),
     links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
   };
 }
 """
+
+
+def audit(page) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA violations on the open page, one line per element:
+    ``rule (impact): CSS target  <element html>  fix hint``. axe-core is loaded from
+    node_modules (no CDN) into the page."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """tags => axe.run(document, {runOnly: {type: 'tag', values: tags},
+                                      resultTypes: ['violations']})""",
+        WCAG_TAGS,
+    )
+    found = []
+    for rule in result["violations"]:
+        for node in rule["nodes"]:
+            target = " ".join(map(str, node["target"]))
+            hint = (node.get("failureSummary") or "").replace("\n", " ")[:160]
+            found.append(f"{rule['id']} ({rule['impact']}): {target}  {node['html'][:120]}  {hint}")
+    return found
 
 
 def _pages(html: Path) -> list[str]:
@@ -394,6 +506,9 @@ def crawl(site, server, browser) -> dict[str, PageReport]:
         report.unrendered_math = result["unrendered"]
         report.broken_images = result["broken"]
         report.links = set(result["links"])
+        report.images = [tuple(i) for i in result["images"]]
+        if AXE.is_file():
+            report.violations = audit(page)
         if page_path == "book/intro.html":
             page.screenshot(path=str(SCREENSHOTS / "intro.png"), full_page=True)
         elif page_path == f"book/{site.chapter}.html":
@@ -518,3 +633,204 @@ def test_screenshots_kept(crawl):
     for name in ("intro.png", "chapter.png"):
         path = SCREENSHOTS / name
         assert path.is_file() and path.stat().st_size > 10_000, path
+
+
+# ------------------------------------------------------------ accessibility, figures, freshness
+
+# An alt text that is a file name, a path or a URL describes nothing.
+FILE_NAME_ALT = re.compile(
+    r"(^|/)[\w.-]+\.(png|jpe?g|gif|svg|webp)$|^(https?:|\.\./|_images/)", re.I
+)
+
+
+@pytest.mark.browser
+def test_no_accessibility_violations(crawl):
+    """axe-core (WCAG 2.1 A and AA rules) finds nothing on any page."""
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run `npm ci` in the repository root (make book does)")
+    audited = {page: r.violations for page, r in crawl.items() if r.violations is not None}
+    assert len(audited) == len(crawl)
+    found = {page: v for page, v in audited.items() if v}
+    rules = sorted({line.split(" ", 1)[0] for lines in found.values() for line in lines})
+    assert not found, f"{sum(map(len, found.values()))} violations of {rules}:\n" + "\n".join(
+        f"{page}:\n  " + "\n  ".join(lines) for page, lines in found.items()
+    )
+
+
+@pytest.mark.browser
+def test_the_audit_finds_known_violations(browser):
+    """The audit used above fails on a page with known WCAG violations (so it can fail)."""
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run `npm ci` in the repository root")
+    page = browser.new_page()
+    page.goto((FIXTURES / "a11y_violations.html").as_uri(), wait_until="load")
+    found = audit(page)
+    page.close()
+    rules = {line.split(" ", 1)[0] for line in found}
+    assert {"image-alt", "button-name", "color-contrast", "html-has-lang", "link-name"} <= rules
+    assert any("image-alt" in line and "figure.png" in line for line in found)  # names the element
+
+
+@pytest.mark.browser
+def test_every_image_has_a_meaningful_alt_text(site, crawl):
+    """Every <img> says what it shows; chapter figures get theirs from the cell's
+    ``metadata.course.alt`` (see scripts/execute_notebooks.py --check-alt)."""
+    lacking = {}
+    for page, report in crawl.items():
+        bad = [
+            f"figure {i + 1}: {src}"
+            for i, (src, alt) in enumerate(report.images)
+            if not (alt or "").strip() or FILE_NAME_ALT.search(alt.strip())
+        ]
+        if bad:
+            lacking[page] = bad
+    if site.placeholder:
+        assert PLACEHOLDER_ALT in {alt for _, alt in crawl[f"book/{PLACEHOLDER}.html"].images}
+    assert not lacking, (
+        f"{sum(map(len, lacking.values()))} images without alt text (add one per figure to the "
+        'cell metadata {"course": {"alt": [...]}}; list them with .venv/bin/python '
+        "scripts/execute_notebooks.py --check-alt book):\n"
+        + "\n".join(f"{page}: " + "; ".join(items) for page, items in lacking.items())
+    )
+
+
+@pytest.mark.browser
+def test_stale_output_notes_follow_the_recorded_hashes(site):
+    """Each chapter page carries the note its notebook's hashes call for (and the execution note)."""
+    freshness = _script("output_freshness")
+    root = site.html.parents[1]
+    checked = 0
+    for path in sorted((root / "book").glob("[0-9][0-9]_*.ipynb")):
+        page = site.html / "book" / f"{path.stem}.html"
+        if not page.is_file():
+            continue
+        result = freshness.check_file(path, root)
+        html = page.read_text(encoding="utf-8")
+        assert html.count('class="course-execution-note"') == 1, page.name
+        note = re.search(r'<p class="course-stale-note ([\w-]+)">([^<]*)', html)
+        assert result.status != "code-changed", result.message()  # the build would have failed
+        if result.status == "current":
+            assert note is None, page.name
+            continue
+        assert note and note.group(1) == result.status, page.name
+        if result.status == "library-changed":
+            n = len(result.changed_files)
+            assert f"{n} library file{'s' if n != 1 else ''} changed since" in note.group(2)
+            assert all(f in note.group(2) for f in result.changed_files)
+        checked += 1
+    if site.placeholder:
+        html = (site.html / "book" / f"{PLACEHOLDER}.html").read_text(encoding="utf-8")
+        assert "earlier version of course_lib; 1 library file changed since" in html
+        assert "course_lib/runtime.py" in html and checked == 1
+
+
+SCROLL_PROBE = """
+() => {
+  const article = document.querySelector('article.bd-article');
+  const wide = Array.from(article.querySelectorAll('p, li, h1, h2, h3, dd, dt, blockquote'))
+      .filter(e => !e.closest('pre, .highlight, table, mjx-container, .cell_output'))
+      .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+      .map(e => e.tagName + ': ' + e.textContent.trim().slice(0, 60));
+  return {page: document.documentElement.scrollWidth, viewport: window.innerWidth, wide};
+}
+"""
+
+
+@pytest.mark.browser
+def test_chapter_in_light_dark_and_200_percent_zoom(site, server, browser):
+    """Screenshots of one chapter in light mode, dark mode and at 200 % zoom (kept in
+    _build/screenshots/); figures have an opaque white ground in dark mode; at 200 % zoom the
+    prose needs no horizontal scrolling; the audit passes in all three."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    url = server + f"book/{site.chapter}.html"
+    modes = {
+        "light": dict(viewport={"width": 1280, "height": 900}),
+        "dark": dict(viewport={"width": 1280, "height": 900}, color_scheme="dark"),
+        # 200 % zoom of a 1280 px wide window: 640 CSS pixels, each drawn as 2x2 device pixels.
+        "zoom200": dict(viewport={"width": 640, "height": 900}, device_scale_factor=2),
+    }
+    problems = {}
+    for mode, options in modes.items():
+        ctx = browser.new_context(**options)
+        if mode == "dark":  # the theme's own switch stores the choice here
+            ctx.add_init_script("localStorage.setItem('mode', 'dark')")
+        page = ctx.new_page()
+        page.goto(url, wait_until="load")
+        page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        theme = page.evaluate("document.documentElement.dataset.theme")
+        assert theme == ("dark" if mode == "dark" else "light"), mode
+        figures = page.locator(".cell_output img")
+        if figures.count():
+            grounds = figures.evaluate_all("l => l.map(i => getComputedStyle(i).backgroundColor)")
+            assert set(grounds) == {"rgb(255, 255, 255)"}, (mode, grounds)
+        scroll = page.evaluate(SCROLL_PROBE)
+        if mode == "zoom200":
+            assert scroll["page"] <= scroll["viewport"], scroll
+            assert not scroll["wide"], scroll["wide"]
+        if AXE.is_file():
+            problems[mode] = audit(page)
+        page.screenshot(path=str(SCREENSHOTS / f"chapter-{mode}.png"), full_page=False)
+        ctx.close()
+    for mode in modes:
+        assert (SCREENSHOTS / f"chapter-{mode}.png").stat().st_size > 10_000
+    assert not any(problems.values()), problems
+
+
+VISIBLE_SEARCH = """
+() => Array.from(document.querySelectorAll(
+    '.search-button__button, form.bd-search, input[type=search]'))
+  .filter(e => e.checkVisibility() && e.getBoundingClientRect().width > 0)
+  .map(e => e.className)
+"""
+
+
+@pytest.mark.browser
+def test_one_search_box_at_any_width(site, server, browser):
+    for width in (1280, 640):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(server + f"book/{site.chapter}.html", wait_until="load")
+        visible = page.evaluate(VISIBLE_SEARCH)
+        page.close()
+        assert len(visible) == 1, (width, visible)
+
+
+@pytest.mark.browser
+def test_exercise_pages_offer_download_and_colab(site, server, browser):
+    repo = urlparse(REPO_URL).path.strip("/")
+    page = browser.new_page()
+    pages = sorted((site.html / "book" / "exercises").glob("ex*.html"))
+    assert len(pages) == 7
+    for html in pages:
+        name = html.stem
+        page.goto(server + f"book/exercises/{html.name}", wait_until="load")
+        article = page.locator("article")
+        download = article.get_by_role("link", name="Download notebook")
+        colab = article.get_by_role("link", name="Open in Colab")
+        assert download.count() == 1 and colab.count() == 1, name
+        href = download.get_attribute("href")
+        assert href.endswith(f"/{name}.ipynb") and "_downloads/" in href, href
+        with urllib.request.urlopen(urljoin(page.url, href), timeout=10) as r:
+            assert nbformat.reads(r.read().decode("utf-8"), as_version=4).cells
+        assert colab.get_attribute("href") == (
+            f"https://colab.research.google.com/github/{repo}/blob/{BRANCH}/exercises/"
+            f"{name}/{name}.ipynb"
+        )
+    page.close()
+
+
+@pytest.mark.browser
+def test_print_shows_the_chapter_without_sidebars(site, server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server + f"book/{site.chapter}.html", wait_until="load")
+    page.emulate_media(media="print")
+    hidden = page.evaluate(
+        """() => ['.bd-sidebar-primary', '.bd-sidebar-secondary', '.bd-header-article',
+                  '.prev-next-area'].map(s => Array.from(document.querySelectorAll(s))
+                  .every(e => !e.checkVisibility()))"""
+    )
+    width = page.evaluate(
+        "document.querySelector('article.bd-article').getBoundingClientRect().width"
+    )
+    page.close()
+    assert all(hidden), hidden
+    assert width > 0.9 * 1280 - 100, width  # the article takes the page

@@ -1,13 +1,27 @@
-"""Grade a class: collect submissions, grade them in parallel sandboxes, merge in the parent.
+"""Grade a class: collect submissions, run them in parallel sandboxes, decide in the parent.
 
 Flow of ``course-grade autograde ASSIGNMENT SUBMISSIONS --out DIR``::
 
-    solutions/<a>  --nbgrader generate-->  template course (release + gradebook), in /tmp/cg-*/
-    submissions    --parse + rebuild---->  one notebook per student (template + answer cells)
-    reference (source notebook) + canary (untouched release)   graded first, then the students,
-    each by a worker process (nbgrader autograde, own course dir + gradebook, sandboxed kernel)
-    parent: nbgrader scores x record comparison -> DIR/grades.csv, DIR/feedback/*.html,
-            DIR/report.json, DIR/.course-grade-state.json (for incremental re-runs)
+    solutions/<a>  --nbgrader generate-->  release template (locked cells, grade ids, points)
+    submissions    --parse + rebuild---->  one notebook per student: template + answer cells,
+                                           test cells (hidden tests included) from the source
+    reference (source notebook) + canary (untouched release)   run first, then the students,
+    each in its own sandboxed runner (course_lib.grading.runner), cells sent one at a time
+    parent: records x reference records -> points, statuses, flags, messages ->
+            DIR/grades.csv, DIR/feedback/*.html, DIR/report.json, DIR/.course-grade-state.json
+
+**Statuses by rule** (first match wins, nothing depends on timing except the wall clock):
+
+1. the file could not be read as a notebook of this assignment: ``no-notebook``, ``ambiguous``,
+   ``too-large``, ``malformed-json``, ``not-a-notebook``, ``wrong-assignment`` (0 points);
+2. the runner's outcome (:mod:`course_lib.grading.worker`): ``timeout`` (the wall clock ran
+   out before ``done``), ``kernel-died`` (the runner's pipe closed before ``done``: ``os._exit``,
+   a signal, a crash), ``tampered`` (a message without the cell's token) -- the cells that
+   finished before keep their points, the others earn 0;
+3. a cell raised ``MemoryError`` (or ``ENOMEM``) under the address-space cap: ``out-of-memory``
+   (that cell 0; the runner stops when the memory stays full, the cells not run earn 0);
+4. test/locked cells or metadata were changed and restored from the source: ``restored``;
+5. otherwise ``ok``.
 """
 
 from __future__ import annotations
@@ -17,10 +31,7 @@ import hashlib
 import json
 import os
 import re
-import select
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,10 +44,10 @@ from queue import Empty, Queue
 
 import nbformat
 
-from course_lib.grading import feedback, rebuild, sandbox, verify
+from course_lib.grading import feedback, rebuild, sandbox, static, verify, worker
 from course_lib.grading.release import generate
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
 STATE_FILE = ".course-grade-state.json"
 NO_NOTEBOOK = "no-notebook"
 AMBIGUOUS = "ambiguous"
@@ -44,12 +55,6 @@ OK = "ok"
 RESTORED = "restored"
 OUT_OF_MEMORY = "out-of-memory"
 _ID = re.compile(r"[^A-Za-z0-9_.@+-]")
-_MEMORY_ERRORS = (
-    "MemoryError",
-    "can't allocate memory",
-    "not enough memory",
-    "Cannot allocate memory",
-)
 
 
 class GradingSetupError(RuntimeError):
@@ -161,97 +166,118 @@ def collect(submissions: Path, assignment: str, workdir: Path) -> list[Submissio
 
 
 # ----------------------------------------------------------------------------------------------
-# the worker pool
+# the notebooks that run
 # ----------------------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    """What the parent knows about an assignment before any student code runs."""
+
+    template: rebuild.Template
+    test_sources: dict[str, str]  # test grade id -> trusted source (hidden tests included)
+    hidden: set[str]  # grade ids of test cells with hidden tests
+    part_of: dict[str, str]  # test grade id -> grade id of the answer cell it tests
+    forbidden: frozenset[str]  # targets named by the tests
+    preload: list[str]  # modules the test and setup cells import (imported before student code)
+
+
+def _imports(source: str) -> list[str]:
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.append(node.module)
+    return out
+
+
+def make_plan(template: rebuild.Template, source_nb) -> Plan:  # noqa: ANN001
+    tests, hidden, part_of, preload = {}, set(), {}, []
+    answer = ""
+    for cell in source_nb.cells:
+        meta = rebuild.nbgrader_meta(cell)
+        gid = meta.get("grade_id")
+        src = rebuild.cell_source(cell)
+        if cell.cell_type != "code":
+            continue
+        if gid in template.answers:
+            answer = gid
+        elif gid in template.tests:
+            tests[gid] = src
+            part_of[gid] = answer
+            if "BEGIN HIDDEN TESTS" in src:
+                hidden.add(gid)
+            preload += _imports(src)
+        else:
+            preload += _imports(src)
+    keep = sorted({m for m in preload if m.split(".")[0] not in ("subprocess", "google")})
+    return Plan(
+        template, tests, hidden, part_of, static.forbidden_targets(list(tests.values())), keep
+    )
+
+
+def cells_to_run(plan: Plan, nb) -> list[worker.Cell]:  # noqa: ANN001
+    """The code cells of a rebuilt notebook, test cells replaced by their trusted source."""
+    cells = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        meta = rebuild.nbgrader_meta(cell)
+        gid = meta.get("grade_id") or ""
+        if gid in plan.test_sources:
+            cells.append(worker.Cell(i, "test", gid, plan.test_sources[gid]))
+        elif gid in plan.template.answers:
+            cells.append(worker.Cell(i, "answer", gid, rebuild.cell_source(cell)))
+        else:
+            cells.append(worker.Cell(i, "setup", gid, rebuild.cell_source(cell)))
+    return cells
+
+
 class Pool:
-    """``n`` persistent worker processes; each job gets a wall-clock limit."""
+    """Run many submissions, ``n`` sandboxed runners at a time (threads waiting on pipes)."""
 
-    def __init__(self, n: int, timeout: float) -> None:
-        self.n = max(1, n)
-        self.timeout = timeout
+    def __init__(self, n: int, timeout: float, memory_mb: int, sandboxed: bool, preload: list[str]):
+        self.n, self.timeout, self.memory_mb = max(1, n), timeout, memory_mb
+        self.sandboxed, self.preload = sandboxed, preload
 
-    @staticmethod
-    def _start() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "course_lib.grading.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-
-    @staticmethod
-    def _kill(proc: subprocess.Popen) -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait()
-
-    def run(self, jobs: list[dict], on_done=None) -> dict[str, dict]:
-        """Run all jobs; returns job id -> worker answer (``status`` "timeout" when killed)."""
+    def run(self, jobs: list[tuple[str, list[worker.Cell], str, str]], on_done=None):  # noqa: ANN001
+        """jobs: (id, cells, sandbox dir, mode) -> {id: worker.Run}."""
         queue: Queue = Queue()
         for job in jobs:
             queue.put(job)
-        results: dict[str, dict] = {}
+        results: dict[str, worker.Run] = {}
         lock = threading.Lock()
 
         def slot() -> None:
-            proc: subprocess.Popen | None = None
-            buffer = ""
-            try:
-                while True:
-                    try:
-                        job = queue.get_nowait()
-                    except Empty:
-                        return
-                    if proc is None or proc.poll() is not None:
-                        proc, buffer = self._start(), ""
-                    t0 = time.time()
-                    answer = None
-                    try:
-                        proc.stdin.write(json.dumps(job) + "\n")
-                        proc.stdin.flush()
-                        fd = proc.stdout.fileno()
-                        while answer is None:
-                            left = t0 + self.timeout - time.time()
-                            if left <= 0:
-                                break
-                            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-                            if not ready:
-                                continue
-                            chunk = os.read(fd, 1 << 16).decode()
-                            if not chunk:  # worker died
-                                break
-                            buffer += chunk
-                            if "\n" in buffer:
-                                line, buffer = buffer.split("\n", 1)
-                                answer = json.loads(line)
-                    except (BrokenPipeError, json.JSONDecodeError, OSError):
-                        answer = None
-                    if answer is None:
-                        timed_out = time.time() - t0 >= self.timeout
-                        self._kill(proc)
-                        proc = None
-                        answer = {
-                            "status": "timeout" if timed_out else "kernel-died",
-                            "detail": f"no result within {self.timeout:g} s (wall clock)"
-                            if timed_out
-                            else "the grading process died",
-                        }
-                    answer["seconds"] = round(time.time() - t0, 2)
-                    with lock:
-                        results[job["id"]] = answer
-                    if on_done:
-                        on_done(job, answer)
-            finally:
-                if proc is not None:
-                    try:
-                        proc.stdin.close()
-                        proc.wait(timeout=10)
-                    except Exception:  # noqa: BLE001
-                        self._kill(proc)
+            while True:
+                try:
+                    jid, cells, box, mode = queue.get_nowait()
+                except Empty:
+                    return
+                try:
+                    run = worker.run_cells(
+                        cells,
+                        sandbox_dir=box,
+                        timeout=self.timeout,
+                        memory_mb=self.memory_mb,
+                        sandboxed=self.sandboxed,
+                        mode=mode,
+                        preload=self.preload,
+                        oracle_libraries=tuple(sorted(ORACLE_LIBRARIES)),
+                    )
+                except Exception as exc:  # noqa: BLE001 - a grader bug is a status, never a crash
+                    run = worker.Run("kernel-died", detail=f"grader error: {exc!r}"[:300])
+                    run.outcome = "error"  # type: ignore[assignment]
+                with lock:
+                    results[jid] = run
+                if on_done:
+                    on_done(jid, run)
+                shutil.rmtree(box, ignore_errors=True)
 
         threads = [
             threading.Thread(target=slot, daemon=True) for _ in range(min(self.n, len(jobs)))
@@ -264,67 +290,176 @@ class Pool:
 
 
 # ----------------------------------------------------------------------------------------------
-# merging
+# deciding: records x reference -> points, messages, flags
 # ----------------------------------------------------------------------------------------------
-def _memory_trouble(nb) -> bool:
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                text = f"{out.get('ename', '')} {out.get('evalue', '')}"
-                if any(m in text for m in _MEMORY_ERRORS):
-                    return True
-    return False
+def reference_records(plan: Plan, run: worker.Run, cells: list[worker.Cell]) -> verify.Records:
+    by_index = {c.index: c for c in cells}
+    out: verify.Records = {}
+    for index, result in run.results.items():
+        cell = by_index.get(index)
+        if cell is not None and cell.kind == "test":
+            out[cell.gid] = verify.records_of(cell.gid, result)
+    return out
 
 
-def _error_message(nb, gid: str) -> str:
-    for cell in nb.cells:
-        if rebuild.nbgrader_meta(cell).get("grade_id") == gid:
-            for out in cell.get("outputs", []):
-                if out.get("output_type") == "error":
-                    return f"{out.get('ename', 'Error')}: {str(out.get('evalue', ''))[:300]}"
-    return ""
+def _imported(run: worker.Run) -> set[str]:
+    return {m for r in run.results.values() for m in r.get("imports", []) if isinstance(m, str)}
 
 
 def merge(
     sid: str,
-    answer: dict,
-    template: rebuild.Template,
+    run: worker.Run,
+    plan: Plan,
+    cells: list[worker.Cell],
     reference: verify.Records,
-    records_dir: Path,
+    reference_imports: set[str],
     notes: list[str],
     status: str,
-) -> tuple[Result, object | None]:
-    """Final points: nbgrader's score of a test cell counts only if its records match."""
+) -> tuple[Result, object]:
+    """Points, status, messages and runtime flags of one run; returns (result, feedback notebook)."""
+    template = plan.template
     res = Result(sid, status, notes=list(notes))
-    res.seconds = answer.get("seconds", 0.0)
+    res.seconds = round(run.timings.get("total", 0.0), 2)
     for gid, pts in template.tests.items():
-        res.tests[gid] = {"points": 0.0, "max": pts, "message": "not graded"}
-    if answer.get("status") != "ok":
-        res.status = answer.get("status", "error")
-        res.notes.append(answer.get("detail", ""))
-        res.log = str(answer.get("log", ""))[-20000:]
-        return res, None
-    nb = nbformat.read(answer["autograded"], as_version=4)
-    records = verify.load(records_dir)
-    scores = answer.get("scores", {})
-    for gid, pts in template.tests.items():
-        auto, _ = scores.get(gid, [0.0, pts])
-        auto = min(max(float(auto or 0.0), 0.0), pts)
-        ok, why = verify.compare(reference, records, gid)
-        if auto >= pts and not ok:
-            auto, message = 0.0, why
-        elif auto < pts:
-            message = _error_message(nb, gid) or "failed"
-            if not ok:
-                auto = 0.0
+        res.tests[gid] = {"points": 0.0, "max": pts, "message": "not run"}
+    if run.outcome != "done":
+        res.status = run.outcome
+        res.notes.append(
+            {
+                "timeout": "the notebook did not finish within the time limit (wall clock)",
+                "kernel-died": "the grading process died while running the notebook",
+                "tampered": "a message on the grader's channel was forged",
+                "error": "the grader failed (a bug: please report it)",
+            }.get(run.outcome, run.outcome)
+            + (f" ({run.detail})" if run.detail else "")
+        )
+    gid_of = {c.index: c for c in cells}
+    memory = False
+    penalised: dict[str, str] = {}  # answer gid -> why its tests earn nothing
+    flags: list[str] = []
+    for index, result in sorted(run.results.items()):
+        cell = gid_of.get(index)
+        if cell is None:
+            continue
+        where = cell.gid or f"cell {index}"
+        memory = memory or bool(result.get("memory"))
+        for event in result.get("events", [])[:10]:
+            flags.append(f"{where}: runtime: {event}")
+        for name in result.get("patched", [])[:10]:
+            flags.append(f"{where}: runtime: changed {name} (restored before the tests)")
+        if result.get("threads"):
+            flags.append(f"{where}: runtime: started {result['threads']} thread(s)")
+        for key in result.get("foreign", [])[:5]:
+            flags.append(f"{where}: runtime: recorded {key} outside its test cell (ignored)")
+        for why in result.get("violations", [])[:5]:
+            flags.append(f"{where}: runtime: forbidden route: {why}")
+        new = sorted(m for m in result.get("imports", []) if m not in reference_imports)
+        oracle = [m for m in new if m.split(".")[0] in ORACLE_LIBRARIES]
+        if new:
+            flags.append(f"{where}: runtime: imported {', '.join(new[:8])}")
+        if oracle:
+            part = cell.gid if cell.kind == "answer" else plan.part_of.get(cell.gid, "")
+            lib = min(oracle, key=len)
+            penalised.setdefault(
+                part,
+                f"your code imported {lib}, a library that "
+                "implements what this exercise asks you to write",
+            )
+    if memory:
+        res.status = OUT_OF_MEMORY if res.status in (OK, RESTORED) else res.status
+        res.notes.append("a cell ran out of memory (limit reached): that cell earns nothing")
+    student_records: verify.Records = {}
+    for cell in cells:
+        if cell.kind != "test":
+            continue
+        result = run.results.get(cell.index)
+        if result is None:
+            continue
+        student_records[cell.gid] = verify.records_of(cell.gid, result)
+        pts = template.tests[cell.gid]
+        ok, why = verify.compare(reference, student_records, cell.gid)
+        dup = result.get("dup") or []
+        part = plan.part_of.get(cell.gid, "")
+        if part in penalised:
+            points, message = 0.0, penalised[part]
+        elif result.get("memory"):
+            points, message = 0.0, "ran out of memory"
+        elif result.get("violations"):
+            points, message = 0.0, f"forbidden: {result['violations'][0]}"
+        elif dup:
+            points, message = 0.0, f"{dup[0]}: recorded twice (a forged record)"
+        elif not result.get("ok") and (result.get("origin") == "student" or ok):
+            points, message = 0.0, _failure_message(result)
+        elif not ok:
+            points, message = 0.0, why
         else:
-            message = "passed"
-        res.tests[gid] = {"points": auto, "max": pts, "message": message}
+            points, message = pts, "passed"
+        res.tests[cell.gid] = {"points": points, "max": pts, "message": message}
     res.total = round(sum(t["points"] for t in res.tests.values()), 6)
-    if _memory_trouble(nb):
-        res.status = OUT_OF_MEMORY
-        res.notes.append("a cell ran out of memory (limit reached); the other cells were graded")
-    return res, nb
+    res.flags = flags
+    return res, _feedback_notebook(plan, cells, run, res)
+
+
+ORACLE_LIBRARIES = frozenset(
+    {"scipy", "sklearn", "jax", "tensorflow", "keras", "torchmetrics", "lightning",
+     "pytorch_lightning", "mlxtend", "captum", "timm", "torchvision", "statsmodels", "numba"}
+)  # fmt: skip
+
+
+def _failure_message(result: dict) -> str:
+    """The parent's message for a test cell that stopped with an error."""
+    ename = str(result.get("ename") or "Error")[:60]
+    if result.get("origin") == "student":
+        text = str(result.get("evalue") or "").split("\n")[0][:200]
+        return f"your code raised {ename}" + (f": {text}" if text else "")
+    if ename == "AssertionError":
+        text = str(result.get("evalue") or "").split("\n")[0][:200]
+        return f"a check failed: {text}" if text else "a check failed"
+    if ename == "ForbiddenCallError":
+        return "your code called a function this exercise asks you to write yourself"
+    return f"the test stopped with {ename}"
+
+
+def _feedback_notebook(plan: Plan, cells: list[worker.Cell], run: worker.Run, res: Result):  # noqa: ANN202
+    """The rebuilt notebook with outputs written by the parent (tests: its messages only)."""
+    nb = nbformat.v4.new_notebook()
+    for cell in plan.template.notebook.cells:
+        nb.cells.append(nbformat.from_dict(json.loads(json.dumps(cell))))
+    by_index = {c.index: c for c in cells}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        spec = by_index.get(index)
+        result = run.results.get(index)
+        cell.outputs = []
+        if spec is None:
+            continue
+        if spec.kind == "answer":
+            cell.source = spec.source
+        if result is None:
+            continue
+        if spec.kind == "test":
+            test = res.tests.get(spec.gid, {})
+            if test.get("points", 0) < test.get("max", 0):
+                cell.outputs.append(
+                    nbformat.v4.new_output(
+                        "error", ename="Failed", evalue=test.get("message", ""), traceback=[]
+                    )
+                )
+            continue
+        text = result.get("stdout") or ""
+        if text:
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
+        if not result.get("ok"):
+            cell.outputs.append(
+                nbformat.v4.new_output(
+                    "error",
+                    ename=str(result.get("ename", "Error")),
+                    evalue=str(result.get("evalue", "")),
+                    traceback=[],
+                )
+            )
+    return nb
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,13 +475,16 @@ class Summary:
     seconds: float
     out: Path
     warnings: list[str] = field(default_factory=list)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)  # student -> phase -> s
 
 
 def _fingerprint(source: Path) -> str:
+    """Changes when the source notebook or any file of the grading code changes."""
     h = hashlib.sha256(GRADER_VERSION.encode())
     h.update(source.read_bytes())
-    for name in ("checks.py", "verify.py", "rebuild.py", "autograde.py"):
-        h.update((Path(__file__).parent / name).read_bytes())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 
@@ -381,8 +519,8 @@ def autograde(
     out.mkdir(parents=True, exist_ok=True)
     (out / "feedback").mkdir(exist_ok=True)
     warnings: list[str] = []
-    no_sandbox = not sandbox.sandbox_available()
-    if no_sandbox:
+    sandboxed = sandbox.sandbox_available()
+    if not sandboxed:
         warnings.append(
             "bubblewrap (bwrap) is not available: student code runs WITHOUT a sandbox and can read "
             "solutions/ and other submissions. Grade on Linux with `apt-get install bubblewrap`."
@@ -393,11 +531,7 @@ def autograde(
         template_nb = nbformat.read(gen.release, as_version=4)
         template = rebuild.Template.from_notebook(template_nb)
         source_nb = nbformat.read(gen.source, as_version=4)
-        hidden_cells = {
-            rebuild.nbgrader_meta(c).get("grade_id")
-            for c in source_nb.cells
-            if "BEGIN HIDDEN TESTS" in rebuild.cell_source(c)
-        }
+        plan = make_plan(template, source_nb)
         released = Path(exercises) / assignment / f"{assignment}.ipynb"
         if released.is_file():
             if _strip_ids(nbformat.read(released, as_version=4)) != _strip_ids(template_nb):
@@ -424,65 +558,39 @@ def autograde(
             path.write_bytes(raw)
             subs.append(Submission(sid, path, hashlib.sha256(raw).hexdigest()))
 
-        jupyter_dir = work / "jupyter"
-        sandbox.write_kernelspec(str(jupyter_dir))
         counter = iter(range(1, 10**6))
+        pool = Pool(jobs or os.cpu_count() or 1, timeout, memory_mb, sandboxed, plan.preload)
 
-        def make_job(name: str, nb_json: dict) -> tuple[dict, rebuild.Rebuilt]:
-            built = rebuild.rebuild(template, nb_json)
-            n = next(counter)
-            job_dir = work / f"j{n}"
-            job_dir.mkdir()
-            job = {
-                "id": name,
-                "assignment": assignment,
-                "student": f"s{n}",
-                "course": str(job_dir / "course"),
-                "notebook": str(job_dir / f"{assignment}.ipynb"),
-                "gradebook": str(gen.gradebook),
-                "template_source": str(gen.course / "source"),
-                "sandbox": str(work / f"s{n}"),
-                "jupyter_path": str(jupyter_dir),
-                "memory_mb": memory_mb,
-                "cell_timeout": int(timeout) + 30,  # the parent's wall clock decides
-                "no_sandbox": no_sandbox,
-            }
-            if built.notebook is not None:
-                nbformat.write(built.notebook, job["notebook"])
-            return job, built
+        def box() -> str:
+            return str(work / f"s{next(counter)}")
 
-        pool = Pool(jobs or os.cpu_count() or 1, timeout)
-
-        # phase 1: reference solution and canary
-        ref_job, _ = make_job("__reference__", json.loads(gen.source.read_text()))
-        can_job, can_built = make_job("__canary__", canary_nb)
-        phase1 = pool.run([ref_job, can_job])
-        ref_answer = phase1["__reference__"]
-        reference_records = verify.load(Path(ref_job["sandbox"]) / "records")
-        ref_res, _ = merge(
-            "__reference__",
-            ref_answer,
-            template,
-            reference_records,
-            Path(ref_job["sandbox"]) / "records",
-            [],
-            OK,
-        )
+        # phase 1: reference solution (the source notebook, trusted) and canary
+        ref_cells = cells_to_run(plan, source_nb)
+        can_built = rebuild.rebuild(template, canary_nb)
+        can_cells = cells_to_run(plan, can_built.notebook)
+        phase1 = pool.run(
+            [("__reference__", ref_cells, box(), "reference"),
+             ("__canary__", can_cells, box(), "student")]
+        )  # fmt: skip
+        ref_run = phase1["__reference__"]
+        reference = reference_records(plan, ref_run, ref_cells)
+        reference_imports = _imported(ref_run)
+        ref_res, _ = merge("__reference__", ref_run, plan, ref_cells, reference,
+                           reference_imports, [], OK)  # fmt: skip
         if ref_res.total < template.max_total:
             failing = {g: t["message"] for g, t in ref_res.tests.items() if t["points"] < t["max"]}
+            errors = {
+                c.gid: f"{r.get('ename')}: {r.get('evalue')}"
+                for c in ref_cells
+                if not (r := ref_run.results.get(c.index, {"ok": True})).get("ok")
+            }
             raise GradingSetupError(
                 f"the reference solution of {assignment} scores {ref_res.total:g}/{template.max_total:g} "
-                f"(status {ref_res.status}: {'; '.join(ref_res.notes)}); failing: {failing}"
+                f"(status {ref_res.status}: {'; '.join(ref_res.notes)}); failing: {failing}; "
+                f"errors: {errors}"
             )
-        can_res, _ = merge(
-            "__canary__",
-            phase1["__canary__"],
-            template,
-            reference_records,
-            Path(can_job["sandbox"]) / "records",
-            can_built.notes,
-            OK,
-        )
+        can_res, _ = merge("__canary__", phase1["__canary__"], plan, can_cells, reference,
+                           reference_imports, can_built.notes, OK)  # fmt: skip
         if can_res.total > 0:
             warnings.append(
                 f"CANARY FAILED: the untouched release scores {can_res.total:g} points "
@@ -492,7 +600,7 @@ def autograde(
 
         # phase 2: the students that are new or changed
         results: dict[str, Result] = {sid: Result(**r) for sid, r in previous.items()}
-        to_grade: list[tuple[Submission, dict, rebuild.Rebuilt]] = []
+        to_grade: list[tuple[Submission, list[worker.Cell], rebuild.Rebuilt, list[str]]] = []
         graded_now: list[str] = []
         for sub in subs:
             if (
@@ -515,32 +623,44 @@ def autograde(
                     sub.student_id, status, detail, template, sub.digest
                 )
                 continue
-            job, built = make_job(sub.student_id, nb_json)
+            built = rebuild.rebuild(template, nb_json)
             if built.notebook is None:
                 results[sub.student_id] = _failed(
                     sub.student_id, built.status, "; ".join(built.notes), template, sub.digest
                 )
                 continue
-            to_grade.append((sub, job, built))
+            cells = cells_to_run(plan, built.notebook)
+            static_flags = [
+                f
+                for c in cells
+                if c.kind == "answer"
+                for f in static.scan(c.source, plan.forbidden, cell=c.gid)
+            ]
+            to_grade.append((sub, cells, built, static_flags))
 
         bar = _progress(len(to_grade), progress)
-        answers = pool.run(
-            [j for _, j, _ in to_grade], on_done=(lambda *_: bar.update(1)) if bar else None
+        runs = pool.run(
+            [(sub.student_id, cells, box(), "student") for sub, cells, _, _ in to_grade],
+            on_done=(lambda *_: bar.update(1)) if bar else None,
         )
         if bar:
             bar.close()
-        for sub, job, built in to_grade:
+        verify_seconds: dict[str, float] = {}
+        for sub, cells, built, static_flags in to_grade:
+            t_merge = time.time()
             res, nb = merge(
                 sub.student_id,
-                answers[job["id"]],
-                template,
-                reference_records,
-                Path(job["sandbox"]) / "records",
+                runs[sub.student_id],
+                plan,
+                cells,
+                reference,
+                reference_imports,
                 built.notes,
                 RESTORED if built.tampered else OK,
             )
+            verify_seconds[sub.student_id] = time.time() - t_merge
             res.digest = sub.digest
-            res.flags = built.flags
+            res.flags = static_flags + res.flags
             results[sub.student_id] = res
             page = feedback.render(
                 sub.student_id,
@@ -551,27 +671,18 @@ def autograde(
                 res.tests,
                 res.notes,
                 nb,
-                hidden_cells,
+                plan.hidden,
             )
             (out / "feedback" / f"{sub.student_id}.html").write_text(page)
         for sid in graded_now:
-            res = results[sid]
-            if not (out / "feedback" / f"{sid}.html").exists() or res.status not in (
-                OK,
-                RESTORED,
-                OUT_OF_MEMORY,
+            if not (out / "feedback" / f"{sid}.html").exists() or results[sid].status in (
+                *rebuild.UNREADABLE,
+                NO_NOTEBOOK,
+                AMBIGUOUS,
             ):
-                page = feedback.render(
-                    sid,
-                    assignment,
-                    res.status,
-                    res.total,
-                    template.max_total,
-                    res.tests,
-                    res.notes,
-                    None,
-                    hidden_cells,
-                )
+                res = results[sid]
+                page = feedback.render(sid, assignment, res.status, res.total, template.max_total,
+                                       res.tests, res.notes, None, plan.hidden)  # fmt: skip
                 (out / "feedback" / f"{sid}.html").write_text(page)
 
         _write_csv(out / "grades.csv", results, template)
@@ -580,13 +691,12 @@ def autograde(
         report = {
             "assignment": assignment,
             "max_total": template.max_total,
-            "sandbox": not no_sandbox,
+            "sandbox": sandboxed,
             "warnings": warnings,
             "reference": ref_res.to_json(),
-            "reference_records": {
-                gid: len(reference_records.get(gid, {})) for gid in template.tests
-            },
-            "hidden_cells": sorted(g for g in hidden_cells if g),
+            "reference_records": {gid: len(reference.get(gid, {})) for gid in template.tests},
+            "reference_timings": {k: round(v, 3) for k, v in ref_run.timings.items()},
+            "hidden_cells": sorted(g for g in plan.hidden if g),
             "canary": can_res.to_json(),
             "students": {sid: r.to_json() for sid, r in sorted(results.items())},
         }
@@ -600,7 +710,13 @@ def autograde(
             time.time() - t0,
             out,
             warnings,
-        )
+            timings={
+                sid: runs[sid].timings
+                | {"t_import": runs[sid].ready.get("t_import", 0.0),
+                   "verify": verify_seconds.get(sid, 0.0)}
+                for sid in runs
+            },
+        )  # fmt: skip
     finally:
         if not keep_workdir:
             shutil.rmtree(work, ignore_errors=True)
@@ -621,7 +737,7 @@ def _write_csv(path: Path, results: dict[str, Result], template: rebuild.Templat
     gids = list(template.tests)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["student_id", "status", "total", "max_total", *gids])
+        w.writerow(["student_id", "status", "total", "max_total", "flags", *gids])
         for sid in sorted(results):
             r = results[sid]
             w.writerow(
@@ -630,6 +746,7 @@ def _write_csv(path: Path, results: dict[str, Result], template: rebuild.Templat
                     r.status,
                     f"{r.total:g}",
                     f"{template.max_total:g}",
+                    len(r.flags),
                     *(f"{r.tests.get(g, {}).get('points', 0.0):g}" for g in gids),
                 ]
             )
@@ -654,7 +771,9 @@ def print_summary(s: Summary, stream=sys.stdout) -> None:
     flagged = sorted(sid for sid in s.graded_now if s.results[sid].flags)
     if flagged:
         print(
-            f"flagged for review (suspicious code in answers, see report.json): {', '.join(flagged)}",
+            f"flagged for review ({len(flagged)}; forbidden routes, dynamic code, changed libraries; "
+            f"see the flags in report.json): {', '.join(flagged[:20])}"
+            + (" ..." if len(flagged) > 20 else ""),
             file=stream,
         )
     if s.canary is not None:

@@ -22,19 +22,16 @@ Three layers, from weakest to strongest:
    :class:`ForbiddenCallError`, both as Python attributes and at the ATen dispatch level.
 2. :func:`assert_close` compares type, shape, dtype and values after converting the student's
    object to a plain tensor, so a tensor subclass with a lying ``__eq__`` cannot pass.
-3. :func:`record` saves the student's output as ``.npy`` when ``course-grade`` runs the notebook;
-   the trusted parent process compares it with the reference solution's recording *outside* the
-   student's process. A test cell earns its points only if nbgrader scored it and that comparison
-   passed, so deleting asserts or patching ``AssertionError`` gains nothing.
+3. :func:`record` hands the student's output to the grading runner, which sends it to the
+   trusted parent; the parent compares it with the reference solution's recording *outside* the
+   student's process. A test cell earns its points only if it ran to the end and every record
+   matches, so deleting asserts or patching ``AssertionError`` gains nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import json
-import math
-import os
 import re
 import sys
 import warnings
@@ -46,7 +43,6 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 __all__ = [
-    "RECORD_DIR_ENV",
     "ForbiddenCallError",
     "assert_close",
     "forbidden",
@@ -54,9 +50,6 @@ __all__ = [
     "record",
     "quiet",
 ]
-
-#: Environment variable naming the directory where :func:`record` writes (set by course-grade).
-RECORD_DIR_ENV = "COURSE_GRADE_RECORD_DIR"
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
 
@@ -111,8 +104,7 @@ class _ForbidAten(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@contextlib.contextmanager
-def forbidden(*targets: str) -> Iterator[None]:
+class forbidden:  # noqa: N801 - used like a function: ``with forbidden(...):``
     """Make the given references unusable while the ``with`` block runs.
 
     Targets are dotted names (``"torch.nn.functional.softmax"``, ``"torch.optim.Adam"``,
@@ -125,32 +117,82 @@ def forbidden(*targets: str) -> Iterator[None]:
     - An ``aten.*`` name is caught at dispatch level with a ``TorchDispatchMode``: any route to
       the operator (``F.softmax``, ``x.softmax``, ``torch.special.softmax``, a reference captured
       before the test) raises.
+    - When ``course-grade`` runs the notebook (:mod:`course_lib.grading.runner`), the grader's
+      guard also runs: it restores every library namespace the student's code changed, traces
+      ATen operators with the autograd profiler (a student who pops the dispatch mode is still
+      seen), and traces Python calls into the forbidden functions' code (captured references,
+      ``functools.partial``, class attributes, private aliases such as
+      ``sklearn.metrics._ranking._binary_clf_curve`` all run the same code). A violation raises
+      :class:`ForbiddenCallError` when the block ends and is reported to the parent.
 
     Everything is restored on exit, also when the block raises.
     """
-    aten = {t for t in targets if t.startswith("aten.")}
-    # Resolve every name before patching any, so that the order of the targets does not
-    # matter (e.g. "torch.optim.Adam" before "torch.optim.Adam.step").
-    resolved = [(t, *_resolve(t)) for t in targets if not t.startswith("aten.")]
-    resolved = [(t, owner, attr, getattr(owner, attr)) for t, owner, attr in resolved]
-    patched: list[tuple[Any, str, Any]] = []
-    try:
+
+    def __init__(self, *targets: str) -> None:
+        self.targets = tuple(targets)
+        self._patched: list[tuple[Any, str, Any]] = []
+        self._mode: Any = None
+
+    def __enter__(self, *, _guard: Any = None) -> None:
+        if _guard is not None:
+            _guard.enter(self.targets)
+        try:
+            # in grading the guard traces ATen operators itself (profiler): no dispatch mode,
+            # which would also import torch._dynamo (seconds) on its first use
+            self._patch(aten_mode=_guard is None)
+        except BaseException:
+            self._unpatch()
+            if _guard is not None:
+                _guard.exit()
+            raise
+
+    def _patch(self, aten_mode: bool) -> None:
+        aten = {t for t in self.targets if t.startswith("aten.")}
+        # Resolve every name before patching any, so that the order of the targets does not
+        # matter (e.g. "torch.optim.Adam" before "torch.optim.Adam.step").
+        resolved = [(t, *_resolve(t)) for t in self.targets if not t.startswith("aten.")]
+        resolved = [(t, owner, attr, getattr(owner, attr)) for t, owner, attr in resolved]
         for dotted, owner, attr, original in resolved:
             blocked = _raiser(dotted)
-            patched.append((owner, attr, original))
+            self._patched.append((owner, attr, original))
             setattr(owner, attr, blocked)
             main = sys.modules.get("__main__")
             if main is not None:
                 for name, value in list(vars(main).items()):
                     if value is original:
-                        patched.append((main, name, original))
+                        self._patched.append((main, name, original))
                         setattr(main, name, blocked)
-        mode = _ForbidAten(aten) if aten else contextlib.nullcontext()
-        with mode:
-            yield
-    finally:
-        for owner, attr, original in reversed(patched):
+        if aten and aten_mode:
+            self._mode = _ForbidAten(aten)
+            self._mode.__enter__()
+
+    def _unpatch(self) -> None:
+        if self._mode is not None:
+            mode, self._mode = self._mode, None
+            mode.__exit__(None, None, None)
+        for owner, attr, original in reversed(self._patched):
             setattr(owner, attr, original)
+        self._patched = []
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any, *, _guard: Any = None) -> None:
+        try:
+            self._unpatch()
+        finally:
+            problem = _guard.exit() if _guard is not None else None
+        if problem and exc_type is None:
+            raise ForbiddenCallError(
+                f"Your code reached a function this exercise asks you to write yourself: {problem}."
+            )
+
+
+def _bind_grading(sink: Any, guard: Any) -> None:
+    """Called once by the grading runner, before any student code: bind the trusted sink/guard.
+
+    They live in keyword defaults, which the runner's audit hook then refuses to read or write.
+    """
+    record.__kwdefaults__ = {"_sink": sink}
+    forbidden.__enter__.__kwdefaults__ = {"_guard": guard}
+    forbidden.__exit__.__kwdefaults__ = {"_guard": guard}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,34 +317,24 @@ def assert_close(
 # ----------------------------------------------------------------------------------------------
 # record(...)
 # ----------------------------------------------------------------------------------------------
-def record(key: str, value: Any, atol: float = 1e-6, rtol: float = 1e-5) -> None:
-    """Save ``value`` for the parent-side comparison (no-op unless course-grade runs the notebook).
+def record(
+    key: str, value: Any, atol: float = 1e-6, rtol: float = 1e-5, *, _sink: Any = None
+) -> None:
+    """Hand ``value`` to the grader for the parent-side comparison (no-op outside grading).
 
     ``key`` is ``"<grade id of this test cell>/<name>"``, e.g. ``"test_softmax_hidden/rand0"``.
-    The value is converted with :func:`plain` and written as ``<dir>/<grade id>/<name>.npy``
-    (``allow_pickle=False``). ``atol``/``rtol`` are the tolerances the parent uses; only the
-    ones recorded by the reference solution count. Recording a non-numeric value records a
-    marker that never matches a numeric reference.
+    When ``course-grade`` runs the notebook, the grading runner converts the value with
+    :func:`plain` and sends dtype, shape and bytes to the trusted parent over its private channel
+    (a key of another cell, or one recorded twice, never matches). ``atol``/``rtol`` are the
+    tolerances the parent uses; only the ones recorded by the reference solution count. A
+    non-numeric value records a marker that never matches a numeric reference.
     """
     if not _KEY_RE.match(key):
         raise ValueError(
             f"record(): key {key!r} must look like '<grade id>/<name>' ([A-Za-z0-9_.-])."
         )
-    root = os.environ.get(RECORD_DIR_ENV)
-    if not root:
-        return
-    grade_id, name = key.split("/")
-    folder = os.path.join(root, grade_id)
-    os.makedirs(folder, exist_ok=True)
-    data = plain(value)
-    if isinstance(data, torch.Tensor):
-        arr = data.detach().cpu().numpy()
-    else:
-        arr = np.array([math.nan, math.inf, -math.inf, 0.123456789])  # "not numeric" marker
-        arr = arr.reshape(1, 4)[:, :3]  # unusual shape: cannot equal a real reference by chance
-    np.save(os.path.join(folder, name + ".npy"), arr, allow_pickle=False)
-    with open(os.path.join(folder, name + ".json"), "w") as f:
-        json.dump({"atol": float(atol), "rtol": float(rtol)}, f)
+    if _sink is not None:
+        _sink(key, value, atol, rtol)
 
 
 @contextlib.contextmanager

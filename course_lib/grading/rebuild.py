@@ -4,8 +4,9 @@ A submission is untrusted JSON. We never grade it as submitted: the graded noteb
 trusted **release template** (locked cells, visible tests, nbgrader metadata, checksums) with
 the source of each *answer cell* taken from the submission, matched by grade id. Everything
 else a student changed — test cells, metadata (points, grade ids, locked flags, checksums),
-added, deleted, duplicated or reordered cells — is ignored and reported. nbgrader then restores
-the hidden tests from its gradebook as usual.
+added, deleted, duplicated or reordered cells — is ignored and reported. The parent then runs
+the test cells from the trusted *source* notebook (hidden tests included; see
+:func:`course_lib.grading.autograde.cells_to_run`).
 """
 
 from __future__ import annotations
@@ -19,40 +20,12 @@ import nbformat
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 
-#: Answer code containing one of these is flagged for the instructor to read (not penalised):
-#: it reaches for the grading machinery, the interpreter's internals, the OS or the network.
-SUSPICIOUS = (
-    "course_lib.grading",
-    "get_ipython",
-    "ast_transformers",
-    "input_transformers",
-    "sys.modules",
-    "__torch_function__",
-    "__torch_dispatch__",
-    "_python_dispatch",
-    "builtins",
-    "COURSE_GRADE",
-    "NBGRADER",
-    "os._exit",
-    "gradebook",
-    "set_custom_exc",
-    "signal.signal",
-    "ctypes",
-    "solutions",
-    "subprocess",
-    "socket",
-    "threading",
-    "sys.exit",
-    "sys._getframe",
-    "inspect.",
-    "os.environ",
-)
-
 # statuses of a submission that could not be graded (grades.csv "status" column)
 MALFORMED_JSON = "malformed-json"
 NOT_A_NOTEBOOK = "not-a-notebook"
 WRONG_ASSIGNMENT = "wrong-assignment"
 TOO_LARGE = "too-large"
+UNREADABLE = (MALFORMED_JSON, NOT_A_NOTEBOOK, WRONG_ASSIGNMENT, TOO_LARGE)
 
 
 def nbgrader_meta(cell: Any) -> dict:
@@ -109,7 +82,6 @@ class Rebuilt:
     status: str = "ok"  # "ok", or one of the statuses above
     notes: list[str] = field(default_factory=list)  # what was restored or ignored
     tampered: bool = False  # nbgrader cells/metadata were changed and restored
-    flags: list[str] = field(default_factory=list)  # suspicious tokens found in answer cells
 
 
 def parse(raw: bytes) -> tuple[Any | None, str, str]:
@@ -217,9 +189,7 @@ def rebuild(template: Template, submitted: dict) -> Rebuilt:
         notes.append("cells were reordered: the template order is graded")
         tampered = True
     nbformat.validate(nb)
-    answer_code = "\n".join(cell_source(c) for c in nb.cells if nbgrader_meta(c).get("solution"))
-    flags = [tok for tok in SUSPICIOUS if tok in answer_code]
-    return Rebuilt(nb, "ok", notes, tampered, flags)
+    return Rebuilt(nb, "ok", notes, tampered)
 
 
 def _same_test(cell: dict, gid: str, template: Template) -> bool:

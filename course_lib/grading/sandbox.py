@@ -1,32 +1,29 @@
-"""The sandboxed grading kernel: a kernelspec whose launcher wraps ipykernel in bubblewrap.
+"""The sandbox around a grading runner: bubblewrap with a whitelist of the filesystem.
 
-nbgrader (in a trusted worker process) starts kernels through a kernelspec. Ours runs::
+The parent starts every submission's runner (:mod:`course_lib.grading.runner`) through
+:func:`runner_command`, which (on Linux with bubblewrap) is::
 
-    python -m course_lib.grading.sandbox {connection_file} [extra kernel args]
+    bwrap --new-session --die-with-parent --unshare-net --unshare-pid ... \
+          --ro-bind <only what Python needs> --bind <sandbox dir> <sandbox dir> --clearenv ... \
+          python -m course_lib.grading.runner
 
-This launcher (trusted code, a few milliseconds) reads its settings from environment variables
-set by the worker, applies resource limits and ``exec``s::
-
-    bwrap --unshare-all-but-user ... --ro-bind <only what Python needs> \
-          --bind <sandbox dir> <sandbox dir> --clearenv ... \
-          python -m ipykernel_launcher -f {connection_file}
-
-The kernel therefore sees a *whitelist* of the filesystem (``/usr``, a few ``/etc`` files, the
+The runner therefore sees a *whitelist* of the filesystem (``/usr``, a few ``/etc`` files, the
 Python installation, the virtual environment and the ``course_lib`` package), never the
 repository (``solutions/``), the submissions, the gradebooks or the output folder; it can write
 only to its own sandbox directory and a private ``/tmp``; it has no network, its own PID
-namespace (every process it forks dies with it), a cap on data memory (``RLIMIT_DATA``), on file
-size and core dumps, and a clean environment (no ``NBGRADER_EXECUTION``, no secrets).
-nbclient talks to it over ZMQ **IPC** sockets inside the sandbox directory.
+namespace (every process it forks dies with it), its own session (``--new-session``: it cannot
+push keystrokes into the grader's terminal with TIOCSTI), caps on file size and core dumps (set
+here) and on its address space (set by the runner once torch is imported, see
+:func:`course_lib.grading.runner.serve`), and a clean environment (no ``NBGRADER_*``, no
+secrets). The protocol runs over the process's stdin/stdout pipes, no sockets.
 
-Without bubblewrap (macOS, containers without user namespaces) the launcher falls back to an
-unsandboxed kernel with the same limits and prints a loud warning; see README.md.
+Without bubblewrap (macOS, containers without user namespaces) the runner runs unsandboxed
+with the same limits; ``course-grade`` prints a loud warning, see README.md.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import resource
 import shutil
@@ -35,11 +32,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-#: Environment variables the worker sets for the launcher.
-ENV_DIR = "COURSE_GRADE_SANDBOX_DIR"
-ENV_MEMORY = "COURSE_GRADE_MEMORY_MB"
-ENV_NOSANDBOX = "COURSE_GRADE_NO_SANDBOX"  # "1": run unsandboxed (fallback, tests of fallback)
-KERNEL_NAME = "course-grade-sandbox"
+MAX_FILE_BYTES = 256 * 1024 * 1024
 
 _ETC_FILES = (
     "ld.so.cache",
@@ -129,7 +122,6 @@ def kernel_env(sandbox_dir: str) -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "COURSE_PROFILE": "ci",
-        "COURSE_GRADE_RECORD_DIR": os.path.join(sandbox_dir, "records"),
         "LANG": "C.UTF-8",
     }
 
@@ -141,6 +133,7 @@ def bwrap_argv(sandbox_dir: str, command: list[str]) -> list[str]:
         raise RuntimeError("bubblewrap (bwrap) is not installed: apt-get install -y bubblewrap")
     argv = [
         bwrap,
+        "--new-session",
         "--die-with-parent",
         "--unshare-net",
         "--unshare-pid",
@@ -180,57 +173,21 @@ def bwrap_argv(sandbox_dir: str, command: list[str]) -> list[str]:
     return argv + ["--", *command]
 
 
-def _limit_resources(memory_mb: int) -> None:
-    """Cap data memory, single-file size and core dumps for the kernel and its children."""
-    data = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_DATA, (data, data))
-    fsize = 256 * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+def limit_resources() -> None:
+    """Cap single-file size and core dumps (``preexec_fn`` of the runner process)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def write_kernelspec(jupyter_dir: str) -> str:
-    """Write the sandbox kernelspec under ``<jupyter_dir>/kernels/`` and return its name.
-
-    Put ``jupyter_dir`` on ``JUPYTER_PATH`` and set ``Execute.kernel_name`` to the result.
-    """
-    folder = Path(jupyter_dir) / "kernels" / KERNEL_NAME
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "course_lib.grading.sandbox", "{connection_file}"],
-        "display_name": "course-grade sandbox (Python 3)",
-        "language": "python",
-        "interrupt_mode": "message",
-        "metadata": {"debugger": False},
-    }
-    (folder / "kernel.json").write_text(json.dumps(spec, indent=1))
-    return KERNEL_NAME
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Kernel launcher: ``python -m course_lib.grading.sandbox CONNECTION_FILE [ARGS...]``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        raise SystemExit("usage: python -m course_lib.grading.sandbox CONNECTION_FILE [ARGS...]")
-    sandbox_dir = os.environ.get(ENV_DIR) or os.getcwd()
+def runner_command(sandbox_dir: str, sandboxed: bool) -> tuple[list[str], dict[str, str] | None]:
+    """``(argv, env)`` that start a grading runner in ``sandbox_dir`` (``env`` None: use argv's)."""
     sandbox_dir = os.path.realpath(sandbox_dir)
-    memory_mb = int(os.environ.get(ENV_MEMORY, "2048"))
-    for sub in ("records", ".ipython", ".mpl"):
+    for sub in (".ipython", ".mpl"):
         os.makedirs(os.path.join(sandbox_dir, sub), exist_ok=True)
-    kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", args[0], *args[1:]]
-    _limit_resources(memory_mb)
-    if os.environ.get(ENV_NOSANDBOX) == "1" or bwrap_path() is None:
-        print(
-            "WARNING: course-grade is running a student kernel WITHOUT a sandbox "
-            "(bubblewrap missing or disabled): student code can read and write your files.",
-            file=sys.stderr,
-        )
-        env = kernel_env(sandbox_dir)
-        os.chdir(sandbox_dir)
-        os.execve(sys.executable, kernel, env)
-    cmd = bwrap_argv(sandbox_dir, kernel)
-    os.execv(cmd[0], cmd)
-
-
-if __name__ == "__main__":
-    main()
+    # imported, not run as __main__: the runner's functions must belong to course_lib.grading
+    command = [sys.executable, "-c", "from course_lib.grading.runner import main; main()"]
+    if sandboxed:  # bwrap itself keeps our environment; the runner's is cleared (--clearenv)
+        return bwrap_argv(sandbox_dir, command), None
+    env = kernel_env(sandbox_dir)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # find course_lib as we do
+    return command, env

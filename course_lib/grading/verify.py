@@ -1,80 +1,98 @@
-"""Parent-side check of the values a test cell recorded (see :func:`checks.record`).
+"""Parent-side oracle: decode what a test cell recorded and compare it with the reference.
 
-Runs in the trusted parent, never in the student's process. Record files come from a directory
-the student's kernel could write to, so they are read defensively: only regular files (no
-symlinks), bounded size, ``np.load(allow_pickle=False)``, names checked against a pattern.
+Runs in the trusted parent, never in the student's process. A record arrives from the grading
+runner as ``{"dtype": "<f4", "shape": [2, 3], "data": <base64>, "atol": ..., "rtol": ...}``; it
+is decoded with ``numpy.frombuffer`` (numeric dtypes only, no pickle, size checked against the
+shape). The reference solution's records are the expected values; the tolerances are the
+reference's, whatever the student's run claims. The feedback message is written here, from the
+arrays, with the same wording as :func:`course_lib.grading.checks.assert_close`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import stat
-from pathlib import Path
+import base64
+import binascii
 
 import numpy as np
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
-Records = dict[str, dict[str, tuple[np.ndarray, float, float]]]
+#: grade id -> record name -> (array or None for "not numeric", atol, rtol)
+Records = dict[str, dict[str, tuple[np.ndarray | None, float, float]]]
 
 
-def _read_regular(path: Path, limit: int) -> bytes | None:
-    """Bytes of a regular file that is not a symlink and not larger than ``limit``; else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+def decode(entry: object) -> tuple[np.ndarray | None, float, float] | None:
+    """One record -> (array, atol, rtol); None when the entry is malformed."""
+    if not isinstance(entry, dict):
         return None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if sum(len(c) for c in chunks) > limit:
-                return None
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        atol, rtol = float(entry.get("atol", 1e-6)), float(entry.get("rtol", 1e-5))
+    except (TypeError, ValueError):
+        return None
+    if entry.get("dtype") == "none":
+        return None, atol, rtol
+    try:
+        dtype = np.dtype(str(entry["dtype"]))
+        shape = tuple(int(n) for n in entry["shape"])
+        raw = base64.b64decode(str(entry["data"]), validate=True)
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return None
+    if dtype.kind not in "biufc" or dtype.hasobject or any(n < 0 for n in shape):
+        return None
+    if (
+        len(raw) > MAX_RECORD_BYTES
+        or len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    ):
+        return None
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy(), atol, rtol
 
 
-def load(root: str | Path) -> Records:
-    """Read ``<root>/<grade id>/<name>.npy`` (+ ``.json`` tolerances) into a nested dict."""
-    import io
-
-    out: Records = {}
-    root = Path(root)
-    if not root.is_dir() or root.is_symlink():
+def records_of(gid: str, result: dict | None) -> dict[str, tuple[np.ndarray | None, float, float]]:
+    """The decoded records of one test cell's runner result (malformed entries dropped)."""
+    out = {}
+    raw = (result or {}).get("records")
+    if not isinstance(raw, dict):
         return out
-    for gdir in sorted(root.iterdir()):
-        if gdir.is_symlink() or not gdir.is_dir() or not _NAME.match(gdir.name):
-            continue
-        for f in sorted(gdir.iterdir()):
-            if f.suffix != ".npy" or not _NAME.match(f.stem):
-                continue
-            raw = _read_regular(f, MAX_RECORD_BYTES)
-            if raw is None:
-                continue
-            try:
-                arr = np.load(io.BytesIO(raw), allow_pickle=False)
-            except Exception:  # noqa: BLE001 - unreadable record = missing record
-                continue
-            atol, rtol = 1e-6, 1e-5
-            tol_raw = _read_regular(f.with_suffix(".json"), 4096)
-            if tol_raw is not None:
-                try:
-                    tol = json.loads(tol_raw)
-                    atol, rtol = float(tol["atol"]), float(tol["rtol"])
-                except Exception:  # noqa: BLE001
-                    pass
-            out.setdefault(gdir.name, {})[f.stem] = (arr, atol, rtol)
+    for name, entry in list(raw.items())[:1000]:
+        rec = decode(entry)
+        if rec is not None and isinstance(name, str):
+            out[name] = rec
     return out
+
+
+def _explain(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> str | None:
+    """assert_close's wording for arrays; None when they match."""
+    if actual.shape != expected.shape:
+        return f"wrong shape {actual.shape}, expected {expected.shape}"
+    if actual.dtype != expected.dtype:
+        return f"wrong dtype {actual.dtype}, expected {expected.dtype}"
+    if expected.dtype.kind not in "fc":
+        bad = int(np.sum(actual != expected))
+        return f"{bad} of {expected.size} entries differ" if bad else None
+    a, e = actual.astype(np.complex128 if expected.dtype.kind == "c" else np.float64), expected
+    e = e.astype(a.dtype)
+    a_nan, e_nan = np.isnan(a), np.isnan(e)
+    if np.any(a_nan != e_nan):
+        n = int(np.sum(a_nan & ~e_nan))
+        return (
+            f"{n} entries are NaN where a number is expected "
+            "(overflow in exp? subtract the maximum first)"
+        )
+    a_inf, e_inf = np.isinf(a), np.isinf(e)
+    if np.any(a_inf != e_inf) or np.any(a[a_inf] != e[e_inf]):
+        return (
+            "infinite values where finite ones are expected (or the reverse); "
+            "look for exp() of a large number or log(0)"
+        )
+    fin = ~(a_nan | a_inf)
+    diff = np.abs(a[fin] - e[fin])
+    bad = diff > atol + rtol * np.abs(e[fin])
+    if np.any(bad):
+        return (
+            f"values differ in {int(bad.sum())} of {e.size} entries; "
+            f"max abs error {float(diff.max()):.3g} (allowed atol={atol:g}, rtol={rtol:g})"
+        )
+    return None
 
 
 def compare(reference: Records, student: Records, grade_id: str) -> tuple[bool, str]:
@@ -86,14 +104,13 @@ def compare(reference: Records, student: Records, grade_id: str) -> tuple[bool, 
     got = student.get(grade_id, {})
     for name, (expected, atol, rtol) in sorted(ref.items()):
         if name not in got:
-            return False, "the test did not record a result (it stopped early or was bypassed)"
+            return False, f"{name}: no result was recorded (the test stopped early)"
         actual = got[name][0]
-        if actual.shape != expected.shape or actual.dtype != expected.dtype:
-            return False, "a recorded result has the wrong shape or dtype"
-        if expected.dtype.kind in "fc":
-            ok = np.allclose(actual, expected, atol=atol, rtol=rtol, equal_nan=True)
-        else:
-            ok = np.array_equal(actual, expected)
-        if not ok:
-            return False, "a recorded result differs from the reference solution"
+        if expected is None or actual is None:
+            if expected is None and actual is None:
+                continue
+            return False, f"{name}: expected a tensor or number, got something else"
+        why = _explain(actual, expected, atol, rtol)
+        if why:
+            return False, f"{name}: {why}"
     return True, ""

@@ -1,135 +1,185 @@
-"""A grading worker: runs ``nbgrader autograde`` for one submission at a time.
+"""Drive one grading runner from the trusted parent: start it, send cells, read what came back.
 
-The parent starts ``python -m course_lib.grading.worker`` once per CPU slot and sends it jobs as
-JSON lines; the worker answers each with one JSON line. Each job is graded in its own throwaway
-course directory with its own copy of the template gradebook, and its kernel runs through the
-sandbox kernelspec (:mod:`course_lib.grading.sandbox`) with a private sandbox directory.
+:func:`run_cells` starts ``python -m course_lib.grading.runner`` in a fresh sandbox (one process
+per submission, no course directory, no gradebook), sends the cells one at a time and collects
+one result per cell. It reads the untrusted pipe defensively (bounded lines, JSON only, the
+token of the cell it sent) and ends in exactly one of these outcomes, decided by rule:
 
-The worker is trusted code (it runs nbgrader), the kernel it starts is not: before any kernel
-starts, the worker moves its protocol pipes to private file descriptors and points 0/1/2 at
-``/dev/null``, so nothing a kernel writes can reach the parent's protocol.
+| outcome | rule |
+|---|---|
+| ``done`` | the runner answered ``done`` to ``end`` (possibly after stopping early for memory) |
+| ``timeout`` | the parent's wall clock for the submission ran out first |
+| ``kernel-died`` | the pipe closed (the runner exited or was killed) before ``done`` |
+| ``tampered`` | a line on the pipe was not the answer the parent expected (wrong token, not JSON) |
+
+The wall clock is checked before each read, so a runner that dies *and* runs out of time is a
+``timeout`` only when the deadline passed before the pipe closed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import shutil
-import sys
+import secrets
+import select
+import signal
+import subprocess
 import time
-import traceback
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Literal
 
 from course_lib.grading import sandbox
-from course_lib.grading.release import ensure_venv_on_path, nbgrader_config
 
-# statuses decided by the worker
-TIMEOUT = "timeout"
-KERNEL_DIED = "kernel-died"
-ERROR = "error"
+MAX_LINE = 96 * 1024 * 1024
+Outcome = Literal["done", "timeout", "kernel-died", "tampered"]
 
 
-def _scores(db_url: str, assignment: str, notebook: str, student: str) -> dict[str, list]:
-    from nbgrader.api import Gradebook
+@dataclass
+class Cell:
+    """One cell to run: ``kind`` is "setup", "answer" or "test"."""
 
-    out: dict[str, list] = {}
-    with Gradebook(db_url, "dl-course") as gb:
-        nb = gb.find_submission_notebook(notebook, assignment, student)
-        for grade in nb.grades:
-            out[grade.name] = [grade.auto_score, grade.max_score]
-    return out
+    index: int
+    kind: str
+    gid: str
+    source: str
 
 
-def grade(job: dict) -> dict:
-    """Autograde one rebuilt notebook; return scores (nbgrader's view) or a failure status."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
+@dataclass
+class Run:
+    outcome: Outcome
+    results: dict[int, dict] = field(default_factory=dict)  # cell index -> runner's result
+    detail: str = ""
+    ready: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
+
+class _Pipe:
+    def __init__(self, proc: subprocess.Popen, deadline: float) -> None:
+        self.proc, self.deadline, self.buffer = proc, deadline, b""
+
+    def send(self, msg: dict) -> None:
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def read(self) -> dict | Outcome:
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = self.deadline - time.time()
+            if left <= 0:
+                return "timeout"
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return "kernel-died"
+            self.buffer += chunk
+            if len(self.buffer) > MAX_LINE:
+                return "tampered"
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            msg = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            return "tampered"
+        return msg if isinstance(msg, dict) else "tampered"
+
+
+def run_cells(
+    cells: list[Cell],
+    *,
+    sandbox_dir: str,
+    timeout: float,
+    memory_mb: int,
+    sandboxed: bool,
+    mode: Literal["reference", "student"] = "student",
+    preload: list[str] | None = None,
+    oracle_libraries: tuple[str, ...] = (),
+) -> Run:
+    """Run ``cells`` in a new sandboxed runner; never raises for anything the runner does."""
     t0 = time.time()
-    a, student = job["assignment"], job["student"]
-    course = Path(job["course"])
-    sub = course / "submitted" / student / a
-    sub.mkdir(parents=True, exist_ok=True)
-    shutil.copy(job["notebook"], sub / f"{a}.ipynb")
-    shutil.copy(job["gradebook"], course / "gradebook.db")
-    box = Path(job["sandbox"])
-    (box / "runtime").mkdir(parents=True, exist_ok=True)
-
-    os.environ["JUPYTER_PATH"] = job["jupyter_path"]
-    os.environ["JUPYTER_RUNTIME_DIR"] = str(box / "runtime")
-    os.environ[sandbox.ENV_DIR] = str(box)
-    os.environ[sandbox.ENV_MEMORY] = str(job["memory_mb"])
-    os.environ[sandbox.ENV_NOSANDBOX] = "1" if job.get("no_sandbox") else "0"
-
-    c = nbgrader_config(course)
-    c.CourseDirectory.source_directory = job["template_source"]
-    c.Execute.kernel_name = sandbox.KERNEL_NAME
-    c.Execute.timeout = int(job["cell_timeout"])
-    c.Execute.interrupt_on_timeout = True
-    c.Execute.startup_timeout = 60
-    c.KernelManager.transport = "ipc"
-    c.KernelManager.ip = str(box / "k")
-    c.KernelManager.connection_file = str(box / "runtime" / "kernel.json")
-    with contextlib.redirect_stderr(io.StringIO()):
-        api = NbGraderAPI(coursedir=CourseDirectory(config=c), config=c)
-        result = api.autograde(a, student, force=True, create=True)
-    log = (result.get("log") or "")[-20000:] + (result.get("error") or "")[-3000:]
-    graded = course / "autograded" / student / a / f"{a}.ipynb"
-    if result.get("success") and graded.is_file():
-        try:
-            scores = _scores(c.CourseDirectory.db_url, a, a, student)
-        except Exception as exc:  # noqa: BLE001 - report, never crash the worker
-            return {
-                "status": ERROR,
-                "detail": f"reading the gradebook failed: {exc}",
-                "log": log[-20000:],
+    os.makedirs(sandbox_dir, exist_ok=True)
+    argv, env = sandbox.runner_command(sandbox_dir, sandboxed)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=sandbox_dir,
+        env=env,
+        start_new_session=True,
+        preexec_fn=sandbox.limit_resources,  # noqa: PLW1509 - no threads touch it in between
+    )
+    pipe = _Pipe(proc, t0 + timeout)
+    run = Run("done")
+    try:
+        pipe.send(
+            {
+                "op": "start",
+                "preload": preload or [],
+                "memory_mb": memory_mb,
+                "mode": mode,
+                "oracle_libraries": list(oracle_libraries),
             }
-        return {
-            "status": "ok",
-            "scores": scores,
-            "autograded": str(graded),
-            "seconds": round(time.time() - t0, 2),
-            "log": log[-2000:],
-        }
-    if "DeadKernelError" in log or "died" in log.lower() or "Kernel didn't respond" in log:
-        return {
-            "status": KERNEL_DIED,
-            "detail": "the kernel died while running the notebook",
-            "log": log[-20000:],
-        }
-    if "Timeout" in log or "timed out" in log:
-        return {"status": TIMEOUT, "detail": "a cell did not finish in time", "log": log[-20000:]}
-    return {"status": ERROR, "detail": "nbgrader autograde failed", "log": log[-20000:]}
+        )
+        ready = pipe.read()
+        if isinstance(ready, str) or ready.get("op") != "ready":
+            run.outcome = ready if isinstance(ready, str) else "tampered"
+            run.detail = "the runner did not start"
+            return run
+        run.ready = ready
+        run.timings["start"] = time.time() - t0
+        t1 = time.time()
+        for cell in cells:
+            token = secrets.token_hex(16)
+            pipe.send(
+                {
+                    "op": "cell",
+                    "index": cell.index,
+                    "kind": cell.kind,
+                    "gid": cell.gid,
+                    "source": cell.source,
+                    "token": token,
+                }
+            )
+            answer = pipe.read()
+            if isinstance(answer, str):
+                run.outcome = answer
+                run.detail = f"while running cell {cell.gid or cell.index}"
+                return run
+            if answer.get("op") != "result" or answer.get("token") != token:
+                run.outcome = "tampered"
+                run.detail = f"a forged message arrived while cell {cell.gid or cell.index} ran"
+                return run
+            run.results[cell.index] = answer
+            if answer.get("stop"):
+                run.detail = str(answer["stop"])[:200]
+                break
+        token = secrets.token_hex(16)
+        pipe.send({"op": "end", "token": token})
+        done = pipe.read()
+        if isinstance(done, str):
+            run.outcome = done
+        elif done.get("op") != "done" or done.get("token") != token:
+            run.outcome = "tampered"
+        run.timings["cells"] = time.time() - t1
+        return run
+    except (BrokenPipeError, OSError) as exc:
+        run.outcome = "timeout" if time.time() >= t0 + timeout else "kernel-died"
+        run.detail = f"the runner's pipe failed: {type(exc).__name__}"
+        return run
+    finally:
+        _kill(proc)
+        run.timings["total"] = time.time() - t0
 
 
-def serve() -> None:
-    """Job loop: one JSON job per line on stdin, one JSON result per line on stdout."""
-    ensure_venv_on_path()
-    proto_in = os.fdopen(os.dup(0), "r")
-    proto_out = os.fdopen(os.dup(1), "w")
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    sys.stdout = sys.stderr = io.StringIO()
-    for line in proto_in:
-        if not line.strip():
-            continue
-        job = json.loads(line)
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for stream in (proc.stdin, proc.stdout):
         try:
-            answer = grade(job)
-        except Exception:  # noqa: BLE001 - a failure is a status, never a crash
-            answer = {
-                "status": ERROR,
-                "detail": "grading crashed",
-                "log": traceback.format_exc()[-4000:],
-            }
-        sys.stdout = sys.stderr = io.StringIO()  # drop anything printed while grading
-        answer["id"] = job["id"]
-        proto_out.write(json.dumps(answer) + "\n")
-        proto_out.flush()
-
-
-if __name__ == "__main__":
-    serve()
+            stream.close()
+        except OSError:
+            pass
+    proc.wait()

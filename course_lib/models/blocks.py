@@ -6,15 +6,14 @@
 - :class:`DepthwiseSeparableConv`  depthwise kxk conv + pointwise 1x1 conv (MobileNet)
 - :class:`DenseLayer`, :class:`DenseBlock`, :class:`Transition`   DenseNet (Huang et al., 2017)
 - :class:`ResidualBlock`           ``y = relu(x + F(x))`` in 1-D (signals) or 2-D (images)
-- :class:`DropPath`                stochastic depth: drop a whole residual branch per example
+
+Stochastic depth (``DropPath``) is a regulariser: :class:`course_lib.regularisers.DropPath`.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-
-from course_lib.regularisers import DropPath  # stochastic depth lives with the regularisers
 
 __all__ = [
     "HighwayBlock",
@@ -25,7 +24,6 @@ __all__ = [
     "DenseBlock",
     "Transition",
     "ResidualBlock",
-    "DropPath",
 ]
 
 

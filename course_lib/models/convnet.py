@@ -5,13 +5,23 @@ after three of them, then two linear layers: 17,020 parameters on CIFAR-10 (vs 1
 the MLP baseline), and it generalises better.
 
 :func:`alexnet` - Krizhevsky et al. (2012): 5 convs + 3 FC layers, ~60M parameters.
+
+:func:`norm_convnet` - three ``conv3x3 -> norm -> ReLU -> maxpool`` blocks with a pluggable
+normalisation layer (chapter 9 compares none, BatchNorm, GroupNorm, ... in one network).
+
+:func:`factorised_convnet` - the network of the CIFAR-100 regularisation ablation in the
+lecture *CNN architectures and training* (chapter 8): ConvBlocks of 1x3 and 3x1 convolutions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
-__all__ = ["SmallConvNet", "small_convnet", "alexnet"]
+from course_lib.models.init import kaiming_init_
+
+__all__ = ["SmallConvNet", "small_convnet", "alexnet", "norm_convnet", "factorised_convnet"]
 
 
 class SmallConvNet(nn.Module):
@@ -97,3 +107,89 @@ def alexnet(
         nn.ReLU(inplace=True),
         nn.Linear(4096, num_classes),
     )
+
+
+def norm_convnet(
+    norm: Callable[[int], nn.Module] | None = None,
+    width: int = 16,
+    in_channels: int = 1,
+    num_classes: int = 10,
+) -> nn.Sequential:
+    """Three ``conv3x3 -> norm -> ReLU -> maxpool2`` blocks, global average pool, linear.
+
+    Channels ``in_channels -> width -> 2 width -> 2 width``; ``norm(channels)`` builds the
+    normalisation layer of each block (``nn.BatchNorm2d``, ``lambda c: nn.GroupNorm(4, c)``,
+    ...); ``None`` means no normalisation, and then the convolutions keep their bias (a
+    bias before a normalisation layer is removed by its mean subtraction, so it is dropped).
+    Input ``(N, in_channels, H, W)`` with ``H, W >= 8``; output ``(N, num_classes)``.
+    """
+
+    def block(c_in: int, c_out: int) -> list[nn.Module]:
+        return [
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm is None),
+            norm(c_out) if norm is not None else nn.Identity(),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+
+    return nn.Sequential(
+        *block(in_channels, width),
+        *block(width, 2 * width),
+        *block(2 * width, 2 * width),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * width, num_classes),
+    )
+
+
+def _conv_norm_relu(
+    c_in: int, c_out: int, kernel: tuple[int, int], stride: int, batch_norm: bool
+) -> list[nn.Module]:
+    pad = (kernel[0] // 2, kernel[1] // 2)
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, pad, bias=not batch_norm)
+    return [conv, *([nn.BatchNorm2d(c_out)] if batch_norm else []), nn.ReLU()]
+
+
+def factorised_convnet(
+    in_channels: int = 3,
+    num_classes: int = 100,
+    widths: tuple[int, int] = (32, 128),
+    batch_norm: bool = False,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """The lecture's CIFAR-100 ablation network, one 1x3/3x1 pair per ConvBlock, He-initialised.
+
+    =========================  ==========  ====================
+    operator                   resolution  channels
+    =========================  ==========  ====================
+    ConvBlock x 2              H x W       ``w1 = widths[0]``
+    Sub (3x3, stride 2)        H/2         w1
+    ConvBlock x 2              H/2         ``w2 = widths[1]``
+    Sub (3x3, stride 2)        H/4         w2
+    avg pool, dropout, linear  1 x 1       ``num_classes``
+    =========================  ==========  ====================
+
+    A ConvBlock is ``conv 1x3 -> [BN] -> ReLU -> conv 3x1 -> [BN] -> ReLU`` (the lecture
+    repeats the pair twice). Convolutions followed by BatchNorm have no bias. For
+    ``widths=(32, 128)``, 3 input channels and 100 classes: 339,620 parameters without BatchNorm.
+    """
+    w1, w2 = widths
+
+    def conv_block(c_in: int, c_out: int) -> list[nn.Module]:
+        return _conv_norm_relu(c_in, c_out, (1, 3), 1, batch_norm) + _conv_norm_relu(
+            c_out, c_out, (3, 1), 1, batch_norm
+        )
+
+    net = nn.Sequential(
+        *conv_block(in_channels, w1),
+        *conv_block(w1, w1),
+        *_conv_norm_relu(w1, w1, (3, 3), 2, batch_norm),
+        *conv_block(w1, w2),
+        *conv_block(w2, w2),
+        *_conv_norm_relu(w2, w2, (3, 3), 2, batch_norm),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(w2, num_classes),
+    )
+    return kaiming_init_(net)

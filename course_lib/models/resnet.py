@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.models.blocks import DropPath, ResidualBlock
+from course_lib.models.blocks import ResidualBlock
+from course_lib.regularisers import DropPath
 
 __all__ = [
     "PadShortcut",

@@ -196,7 +196,8 @@ while True:
     except BaseException:
         pass
 """,
-        "status": "timeout",
+        # signal.signal is refused while grading: the cell fails before its loop starts
+        "status": "ok",
     },
     "memory_bomb": {
         "doc": "allocate until the memory cap stops it (a huge tensor, then Python bytes in a function)",
@@ -214,9 +215,9 @@ _bomb()
         "status": "out-of-memory",
     },
     "memory_bomb_held": {
-        "doc": "allocate until the cap and keep the memory: the kernel dies at the limit",
+        "doc": "allocate until the cap and keep the memory: MemoryError, the runner stops",
         "prefix": "_hog = []\nwhile True:\n    _hog.append(bytearray(10**8))\n",
-        "status": "kernel-died",
+        "status": "out-of-memory",
     },
     "huge_output": {
         "doc": "print tens of megabytes",
@@ -334,10 +335,196 @@ print("OTHERS-VISIBLE:", len(_seen))
                 "def softmax(x, dim=-1):\n    return _sm(x, dim=dim)\n"
             )
         },
-        # known gap: patching the grading helper in-process defeats forbidden(); the values are
-        # right, so the softmax tests (4 points) pass. The submission is flagged for review.
-        "total": 4.0,
         "flagged": True,
+    },
+    "forged_records_helpers": {
+        "doc": "rebind record/assert_close through importlib + strings so that every test records "
+        "the oracle's expected value instead of the student's output",
+        "prefix": """
+import importlib
+_c = importlib.import_module("course_lib.gr" + "ading.che" + "cks")
+_real = getattr(_c, "rec" + "ord")
+_last = {}
+def _rec(key, value, *a, **k):
+    _last["key"] = key
+def _ac(actual, expected, *a, **k):
+    if "key" in _last:
+        _real(_last.pop("key"), expected)
+setattr(_c, "rec" + "ord", _rec)
+setattr(_c, "assert" + "_close", _ac)
+setattr(_c, "pl" + "ain", lambda v: v)
+""",
+        "flagged": True,
+    },
+    "forged_protocol": {
+        "doc": "write fake results (all passed, any records) into every file descriptor",
+        "prefix": """
+import json, os
+_fake = json.dumps({"op": "result", "token": "guess", "ok": True, "records": {}}) + chr(10)
+for _fd in range(3, 256):
+    try:
+        os.write(_fd, _fake.encode())
+    except OSError:
+        pass
+""",
+        "status": "tampered",
+    },
+    "forged_sink": {
+        "doc": "reach the runner's record sink through the helpers' defaults and closures",
+        "prefix": """
+import course_lib.grading.checks as _c
+_leaks = []
+for _get in (lambda: _c.record.__kwdefaults__, lambda: _c.forbidden.__enter__.__kwdefaults__,
+             lambda: _c.record.__globals__["_sink"]):
+    try:
+        _leaks.append(_get())
+    except Exception as exc:
+        _leaks.append(type(exc).__name__)
+print("SINK-REACHED:", [type(l).__name__ for l in _leaks])
+""",
+    },
+    "captured_references": {
+        "doc": "reach the reference through default args, closures, functools.partial, class "
+        "attributes and torch._C bindings captured before the tests",
+        "answers": {
+            "softmax": (
+                "import functools\nimport torch.nn.functional as F\n"
+                "_p = functools.partial(F.softmax)\n"
+                "def softmax(x, dim=-1, _f=F.softmax):\n    return _p(x, dim=dim)\n"
+            ),
+            "log_softmax": (
+                "_bind = torch._C._nn.log_softmax if hasattr(torch._C._nn, 'log_softmax') "
+                "else torch._C._VariableFunctions.log_softmax\n"
+                "def log_softmax(x, dim=-1):\n    return _bind(x, dim)\n"
+            ),
+            "cross_entropy": (
+                "import torch.nn.functional as F\n"
+                "def _make(ce=F.cross_entropy):\n"
+                "    def inner(logits, targets, reduction='mean'):\n"
+                "        return ce(logits, targets, reduction=reduction)\n"
+                "    return inner\n"
+                "cross_entropy = _make()\n"
+            ),
+            "multiclass_hinge_loss": (
+                "import torch.nn.functional as F\n"
+                "class _Holder:\n    loss = staticmethod(F.multi_margin_loss)\n"
+                "def multiclass_hinge_loss(scores, targets, margin=1.0, reduction='mean'):\n"
+                "    per = _Holder.loss(scores, targets, margin=margin, reduction='none') * scores.shape[1]\n"
+                "    return per if reduction == 'none' else per.mean() if reduction == 'mean' else per.sum()\n"
+            ),
+        },
+    },
+    "dispatch_escape": {
+        "doc": "pop the dispatch-mode stack / stop the profiler around a captured F.softmax",
+        "answers": {
+            "softmax": (
+                "import torch.nn.functional as F\n"
+                "from torch.utils._python_dispatch import _disable_current_modes\n"
+                "_sm = F.softmax\n"
+                "def softmax(x, dim=-1):\n"
+                "    with _disable_current_modes(), torch._C._DisableTorchDispatch():\n"
+                "        return _sm(x, dim=dim)\n"
+            ),
+            "log_softmax": (
+                "_ls = torch.log_softmax\n"
+                "def log_softmax(x, dim=-1):\n"
+                "    for stop in ('_disable_profiler_legacy', '_disable_profiler'):\n"
+                "        try:\n            getattr(torch.autograd, stop)()\n"
+                "        except Exception:\n            pass\n"
+                "    return _ls(x, dim=dim)\n"
+            ),
+        },
+    },
+    "library_through_strings": {
+        "doc": "scipy.special.softmax / log_softmax reached with importlib and getattr on strings",
+        "prefix": """
+import importlib
+_sp = importlib.import_module("sci" + "py.spe" + "cial")
+_soft = getattr(_sp, "soft" + "max")
+""",
+        "answers": {
+            "softmax": (
+                "def softmax(x, dim=-1):\n"
+                "    return torch.from_numpy(_soft(x.numpy(), axis=dim)).to(x.dtype)\n"
+            ),
+            "log_softmax": (
+                "def log_softmax(x, dim=-1):\n"
+                "    f = getattr(_sp, 'log_' + 'softmax')\n"
+                "    return torch.from_numpy(f(x.numpy(), axis=dim)).to(x.dtype)\n"
+            ),
+        },
+        "flagged": True,
+    },
+    "shared_memory_bomb": {
+        "doc": "an anonymous shared mapping of 4 GiB, every page touched (RLIMIT_DATA misses it)",
+        "prefix": """
+import mmap
+_m = mmap.mmap(-1, 4 << 30)
+for _i in range(0, len(_m), 4096):
+    _m[_i] = 1
+""",
+        "status": "out-of-memory",
+    },
+    "shared_memory_held": {
+        "doc": "shared mappings of 64 MiB kept until the cap: the memory stays full",
+        "prefix": """
+import mmap
+_held = []
+while True:
+    _m = mmap.mmap(-1, 64 << 20)
+    _m[::4096] = b"x" * len(range(0, 64 << 20, 4096))
+    _held.append(_m)
+""",
+        "status": "out-of-memory",
+    },
+    "history_frame_leak": {
+        "doc": "copy hidden test code into the feedback: In/_ih, caller frames, tracebacks, "
+        "linecache, a signal handler's frame, gc",
+        "answers": {
+            "softmax": """
+import sys
+def softmax(x, dim=-1):
+    leak = []
+    for grab in (lambda: In[-1], lambda: _ih[-1],
+                 lambda: sys._getframe(1).f_code.co_consts,
+                 lambda: __import__("inspect").currentframe().f_back.f_globals,
+                 lambda: [c for c in __import__("gc").get_objects() if type(c).__name__ == "code"][:3]):
+        try:
+            leak.append(repr(grab())[:100])
+        except Exception as exc:
+            leak.append(type(exc).__name__)
+    try:
+        raise RuntimeError
+    except RuntimeError as err:
+        try:
+            leak.append(repr(err.__traceback__.tb_frame.f_back.f_code.co_consts)[:100])
+        except Exception as exc:
+            leak.append(type(exc).__name__)
+    import linecache
+    leak.append(repr([l for f in list(linecache.cache) for l in linecache.getlines(f)])[:100])
+    try:
+        import signal
+        signal.signal(signal.SIGALRM, lambda s, f: leak.append(repr(f.f_globals)[:100]))
+        signal.setitimer(signal.ITIMER_REAL, 0.0001)
+    except Exception as exc:
+        leak.append(type(exc).__name__)
+    raise ValueError("LEAK:" + "|".join(leak))
+""",
+        },
+    },
+    "showtraceback": {
+        "doc": "nbgrader's own exploit fixture: replace IPython's showtraceback so failing tests "
+        "print nothing (nbgrader then scores them as passed)",
+        "prefix": """
+try:
+    _ip = get_ipython()
+    _ip.showtraceback = lambda *a, **k: None
+    _ip.showsyntaxerror = lambda *a, **k: None
+except NameError:
+    pass
+import sys
+sys.excepthook = lambda *a: None
+""",
     },
 }
 
