@@ -9,10 +9,14 @@ warms both up and is not timed. Each timed round gives one ratio
     ratio = trainer throughput / bare throughput = bare time / trainer time
 
 (higher is better; 1.00 = no overhead). Reported: the median of the per-round ratios and
-their spread (interquartile range and min-max), plus median throughputs.
+their spread (interquartile range and min-max), plus median throughputs, each for two
+clocks: wall-clock time (what a user waits) and the CPU time of this process
+(``time.process_time``), which other processes on a shared machine disturb much less. With
+``--threads 1`` on a CPU the CPU-time ratio measures the loop's own work; on a GPU only
+the wall-clock ratio means anything.
 
-    python benchmarks/trainer_overhead.py [--rounds 15] [--device cpu|cuda] [--batch-size 64]
-        [--amp bf16] [--channels-last] [--compile]
+    python benchmarks/trainer_overhead.py [--rounds 15] [--examples 4000] [--batch-size 64]
+        [--device cpu|cuda] [--amp bf16] [--channels-last] [--compile]
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.data import TensorLoader, load_dataset
+from course_lib.data import TensorLoader, load_dataset, subset
 from course_lib.runtime import get_device, seed_everything
 from course_lib.train import Trainer
 
@@ -59,6 +63,8 @@ def bare_epoch(model, opt, loader, device, amp_dtype=None, memory_format=None) -
 
 
 def quartiles(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return values[0], values[0]
     q = statistics.quantiles(values, n=4, method="inclusive")
     return q[0], q[2]
 
@@ -66,9 +72,14 @@ def quartiles(values: list[float]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (1 epoch each)")
+    parser.add_argument("--examples", type=int, default=4000, help="training examples per epoch")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch CPU threads (default 1: tiny nets gain nothing from more, and on a shared "
+        "machine more threads than free cores make every timing noisy); 0 = torch's default",
+    )  # fmt: skip
     parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
@@ -76,7 +87,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else get_device()
-    ds = load_dataset("mnist5k", "trainval")
+    ds = subset(load_dataset("mnist5k", "trainval"), args.examples)
     amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
     memory_format = torch.channels_last if args.channels_last else None
 
@@ -101,19 +112,23 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def time_bare() -> float:
+    def timed(fn) -> tuple[float, float]:
+        """(wall-clock seconds, CPU seconds of this process) of ``fn()``."""
         sync()
-        t0 = time.perf_counter()
-        bare_epoch(bare_forward, bare_opt, bare_loader, device, amp_dtype, memory_format)
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
         sync()
-        return time.perf_counter() - t0
+        return time.perf_counter() - w0, time.process_time() - c0
 
-    def time_trainer(round_: int) -> float:
-        sync()
-        t0 = time.perf_counter()
-        trainer.fit(tr_loader, epochs=round_ + 1)  # one more epoch
-        sync()
-        return time.perf_counter() - t0
+    def time_bare() -> tuple[float, float]:
+        return timed(
+            lambda: bare_epoch(
+                bare_forward, bare_opt, bare_loader, device, amp_dtype, memory_format
+            )
+        )
+
+    def time_trainer(round_: int) -> tuple[float, float]:
+        return timed(lambda: trainer.fit(tr_loader, epochs=round_ + 1))  # one more epoch
 
     bare_times, trainer_times = [], []
     for round_ in range(args.rounds + 1):
@@ -126,19 +141,22 @@ def main() -> None:
             bare_times.append(b)
             trainer_times.append(t)
     n = len(ds)
-    ratios = [b / t for b, t in zip(bare_times, trainer_times)]
-    lo, hi = quartiles(ratios)
     print(
         f"device {device} | threads {torch.get_num_threads()} | batch {args.batch_size} | "
         f"amp {args.amp} | channels_last {args.channels_last} | compile {args.compile} | "
         f"{args.rounds} timed rounds of one epoch ({n} examples) each"
     )
-    print(f"bare loop : {n / statistics.median(bare_times):9.0f} examples/s (median)")
-    print(f"Trainer   : {n / statistics.median(trainer_times):9.0f} examples/s (median)")
-    print(
-        f"ratio trainer/bare: median {statistics.median(ratios):.3f} | "
-        f"IQR {lo:.3f}-{hi:.3f} | min-max {min(ratios):.3f}-{max(ratios):.3f}"
-    )
+    for i, clock in enumerate(("wall-clock", "CPU time")):
+        bare = [b[i] for b in bare_times]
+        tr = [t[i] for t in trainer_times]
+        ratios = [b / t for b, t in zip(bare, tr)]
+        lo, hi = quartiles(ratios)
+        print(
+            f"{clock:10s}: bare {n / statistics.median(bare):7.0f} ex/s | Trainer "
+            f"{n / statistics.median(tr):7.0f} ex/s | ratio trainer/bare: median "
+            f"{statistics.median(ratios):.3f}, IQR {lo:.3f}-{hi:.3f}, "
+            f"min-max {min(ratios):.3f}-{max(ratios):.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Dead ReLUs: which units of a network output zero for every example, and how that changes.
+"""Diagnostics during training: dead ReLUs, and per-layer gradient norms after a number of steps.
 
 A ReLU unit is **dead** on a data set when its pre-activation is negative for every example: its
 output is then 0 everywhere, its derivative is 0 everywhere, and the gradient with respect to its
@@ -12,6 +12,10 @@ changing, so it can come back to life.
   start of training and after every epoch; ``counts`` gives the numbers per layer and check,
   ``revived()`` how many units were dead at one check and alive at a later one.
 
+* :func:`gradient_norms_during_training` - train with a given optimiser and record, after chosen
+  numbers of steps, the per-layer gradient norms of :func:`course_lib.models.signal_stats` on one
+  fixed probe batch (how the gradient flow changes once training has started).
+
 A *unit* is one element of the layer's output for one example: a neuron of an MLP (output
 ``(N, units)``), or one channel at one position of a convolutional map (output ``(N, C, H, W)``
 gives ``C * H * W`` units). Only ``nn.ReLU`` modules are seen, not ``F.relu`` calls.
@@ -19,12 +23,18 @@ gives ``C * H * W`` units). Only ``nn.ReLU`` modules are seen, not ``F.relu`` ca
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib.models import signal_stats
 from course_lib.train import Callback, Trainer
 
-__all__ = ["dead_relu_masks", "DeadReLUCounter"]
+__all__ = ["dead_relu_masks", "DeadReLUCounter", "gradient_norms_during_training"]
 
 
 def dead_relu_masks(model: nn.Module, x: Tensor, batch_size: int = 1024) -> list[Tensor]:
@@ -100,3 +110,41 @@ class DeadReLUCounter(Callback):
                 was_dead |= check[layer]
             result.append(int(came_back.sum()))
         return result
+
+
+def gradient_norms_during_training(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    probe: tuple[Tensor, Tensor],
+    checkpoints: Sequence[int],
+    scheduler=None,
+    modules: type | tuple[type, ...] = nn.Conv2d,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+) -> dict[int, np.ndarray]:
+    """Train ``model`` step by step and record per-layer gradient norms at ``checkpoints``.
+
+    Step ``t`` = forward and backward of the next ``(x, y)`` of ``batches`` (cycled when it
+    runs out, e.g. a loader gives one epoch), ``optimizer.step()`` and ``scheduler.step()``
+    (per step, if given). Before step ``t`` for every ``t`` in ``checkpoints`` (``0`` = at
+    initialisation), ``signal_stats(model, *probe, loss_fn, modules)`` is taken on the fixed
+    probe batch: result[t] is its ``grad_norm`` column, one value per selected module in
+    forward order (L2 norm of dLoss/d(module output) per example). The model stays in
+    training mode (BatchNorm uses batch statistics); the probe does not update any weight.
+    """
+    cycled = itertools.chain.from_iterable(itertools.repeat(batches))
+    model.train()
+    profiles: dict[int, np.ndarray] = {}
+    for step in range(max(checkpoints) + 1):
+        if step in checkpoints:
+            stats = signal_stats(model, probe[0], probe[1], loss_fn=loss_fn, modules=modules)
+            profiles[step] = stats["grad_norm"].to_numpy()
+        if step == max(checkpoints):
+            break
+        x, y = next(cycled)
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return profiles

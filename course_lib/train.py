@@ -259,8 +259,8 @@ class Trainer:
             keyword arguments (e.g. ``{"backend": "eager"}``).
         grad_clip: clip the global gradient norm to this value (``None``: no clipping).
         progress: one tqdm bar per :meth:`fit` over its epochs, with the latest metrics.
-            ``None``: shown unless the environment variable ``CI`` is set or
-            ``COURSE_PROFILE=ci``; tqdm's own ``TQDM_DISABLE=1`` turns it off everywhere.
+            ``None``: shown unless one of the environment variables ``CI``,
+            ``TQDM_DISABLE`` (tqdm's own switch) is set or ``COURSE_PROFILE=ci``.
         verbose: print one line per epoch.
         on_nonfinite: when the loss is NaN/inf, ``"raise"`` a :class:`NonFiniteLossError` or
             ``"stop"`` training (the message, with the step, goes to
@@ -317,8 +317,10 @@ class Trainer:
             self.device.type, enabled=self.amp_dtype == torch.float16
         )
         self.grad_clip = grad_clip
-        ci = bool(os.environ.get("CI")) or os.environ.get("COURSE_PROFILE") == "ci"
-        self.progress = (not ci) if progress is None else progress
+        env = os.environ
+        tqdm_off = env.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+        quiet = tqdm_off or bool(env.get("CI")) or env.get("COURSE_PROFILE") == "ci"
+        self.progress = not quiet if progress is None else progress
         self.verbose, self.on_nonfinite = verbose, on_nonfinite
         self.history = History()
         self.epoch = 0  # epochs finished so far
@@ -336,8 +338,8 @@ class Trainer:
 
     def _to_device(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
         xb = xb.to(self.device, non_blocking=True)
-        if xb.dim() == 4:
-            xb = xb.contiguous(memory_format=self.memory_format)
+        if xb.dim() == 4 and self.memory_format is torch.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         return xb, yb.to(self.device, non_blocking=True)
 
     def _train_epoch(self, loader: Iterable) -> dict[str, float]:
@@ -385,12 +387,13 @@ class Trainer:
 
     def _finite(self, loss: Tensor) -> bool:
         """Whether the loss is finite on every process; else raise or stop (``on_nonfinite``)."""
-        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
-        if self.world_size > 1:
-            all_reduce_sum(bad)  # one process with a NaN stops them all: nobody hangs
-        if not bool(bad):
+        if self.world_size == 1:
+            bad = 0 if math.isfinite(loss.item()) else 1  # one scalar to the host
+        else:  # one process with a NaN stops them all: nobody hangs in the next all-reduce
+            bad = int(all_reduce_sum((~torch.isfinite(loss.detach())).float().reshape(1)))
+        if not bad:
             return True
-        where = f" on {int(bad)} of {self.world_size} processes" if self.world_size > 1 else ""
+        where = f" on {bad} of {self.world_size} processes" if self.world_size > 1 else ""
         message = (
             f"non-finite training loss{where} (here {float(loss.detach())}) at step "
             f"{self.step + 1} (epoch {self.epoch + 1}); try a smaller learning rate, gradient "

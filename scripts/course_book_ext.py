@@ -20,7 +20,10 @@ What it does:
    ``scripts/build_book.sh`` into ``node_modules`` from ``package-lock.json``); the subset a page needs (the
    ``tex-chtml`` bundle, TeX extensions, CHTML fonts, menu) is staged into
    ``_build/mathjax_static/mathjax`` and served from ``_static/mathjax``. No CDN is used.
-5. **A clean browser console.** Repeated inline scripts are dropped (sphinx-thebe's config
+5. **Accessibility fixes** for what axe-core finds in the theme's HTML (tests/test_site.py):
+   the sidebar's collapse toggles get a name, citations lose a deprecated ARIA role. Two theme
+   components are overridden in ``book/_templates`` (search button, colour-mode switch).
+6. **A clean browser console.** Repeated inline scripts are dropped (sphinx-thebe's config
    is registered twice under Jupyter Book) and ``favicon.ico`` is put at the site root (the
    redirecting ``index.html`` has no icon link, so the browser asks for ``/favicon.ico``).
 """

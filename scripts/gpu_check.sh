@@ -7,7 +7,7 @@
 # The machine has, like Colab, Python with torch, torchvision, Lightning, matplotlib,
 # scikit-learn, pandas, tqdm and pytest preinstalled. The rest comes from the wheel folder that
 # scripts/gpu_wheels.sh fetched (gpu-wheels/, git-ignored, copied along with the repository):
-#   1. install: a venv with --system-site-packages (the preinstalled packages stay untouched),
+#   1. install: a throw-away venv that sees the preinstalled packages (which stay untouched),
 #      pip --no-index from gpu-wheels/, constrained to the installed torch/torchvision;
 #   2. the gpu-marked tests (pytest -m gpu on the test files that have them);
 #   3. checkpoint-resume on CUDA: 2 epochs + resume to 4 gives the weights of 4 straight epochs;
@@ -18,6 +18,7 @@
 # gpu-check-report.md) with every figure and each step's time; exit status 1 if a step failed.
 #
 # Environment: PYTHON (python3), GPU_WHEELS (gpu-wheels), GPU_CHECK_CHAPTERS ("01 04 09"),
+# GPU_CHECK_STEPS ("install tests resume bench chapters": a rerun can pick some),
 # GPU_CHECK_DRY_RUN=1: no CUDA needed; tiny sizes (COURSE_SCALE=tiny), short benchmark, no
 # compile; the install step is skipped when the wheel folder is absent.
 set -uo pipefail
@@ -27,6 +28,8 @@ PYTHON=${PYTHON:-python3}
 WHEELS=${GPU_WHEELS:-gpu-wheels}
 DRY=${GPU_CHECK_DRY_RUN:-0}
 CHAPTERS=${GPU_CHECK_CHAPTERS:-01 04 09}
+STEPS=" ${GPU_CHECK_STEPS:-install tests resume bench chapters} "
+want() { [[ $STEPS == *" $1 "* ]]; }
 REPORT=${1:-${OUT:+$OUT/}gpu-check-report.md}
 REPORT=$(mkdir -p "$(dirname "$REPORT")" && cd "$(dirname "$REPORT")" && pwd)/$(basename "$REPORT")
 work=$(mktemp -d)
@@ -67,26 +70,38 @@ fi
 
 # 1. install ---------------------------------------------------------------------------
 install() {
-  local venv=$work/venv pins=$work/constraints.txt
+  local venv=$work/venv pins=$work/constraints.txt site
   "$PYTHON" -c "from importlib.metadata import version as v
-print(f'torch=={v(\"torch\")}'); print(f'torchvision=={v(\"torchvision\")}')" > "$pins"
+print(f'torch=={v(\"torch\")}'); print(f'torchvision=={v(\"torchvision\")}')" > "$pins" || return 1
   echo "constraints (the installed torch, never replaced):" $(cat "$pins")
-  if ! "$PYTHON" -m venv --system-site-packages "$venv" 2>/dev/null; then
-    "$PYTHON" -m venv --system-site-packages --without-pip "$venv" || return 1
+  # A venv that sees the interpreter's packages (also when that interpreter is itself a venv or
+  # conda env, where --system-site-packages would not) and installs into its own folder only.
+  if ! "$PYTHON" -m venv "$venv" 2>/dev/null; then
+    "$PYTHON" -m venv --without-pip "$venv" || return 1
     PIP=("$PYTHON" -m pip --python "$venv/bin/python")  # no ensurepip here: the base pip
   else
     PIP=("$venv/bin/python" -m pip)
   fi
-  "$venv/bin/python" -m pip --version 2>/dev/null || true
-  "${PIP[@]}" install --no-index --find-links "$WHEELS" -c "$pins" -r "$WHEELS/requirements.txt" \
-    --disable-pip-version-check --no-warn-script-location || return 1
+  site=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  "$PYTHON" -c "import site
+for p in [*site.getsitepackages(), site.getusersitepackages()]:
+    print(f'import site; site.addsitedir({p!r})')" > "$site/zz-preinstalled.pth"
+  local opts=(--no-index --find-links "$WHEELS" -c "$pins" --disable-pip-version-check
+              --no-warn-script-location)
+  if ! "${PIP[@]}" install "${opts[@]}" -r "$WHEELS/requirements.txt"; then
+    echo "pip could not resolve against the preinstalled versions (above); installing the"
+    echo "exact wheel set scripts/gpu_wheels.sh resolved, without dependency resolution"
+    "${PIP[@]}" install "${opts[@]}" --no-deps -r "$WHEELS/resolved.txt" || return 1
+  fi
   "$venv/bin/python" -c "import torch, mlxtend, mnist1d, nbclient, nbval, ipykernel
-print('torch after install:', torch.__version__)" || return 1
+print('imports ok; torch', torch.__version__, 'from', torch.__file__)" || return 1
   "$venv/bin/python" -c "from importlib.metadata import version as v
 print(f'torch=={v(\"torch\")}'); print(f'torchvision=={v(\"torchvision\")}')" | cmp - "$pins" \
     || { echo "torch/torchvision changed"; return 1; }
 }
-if [ -f "$WHEELS/requirements.txt" ]; then
+if ! want install; then
+  :
+elif [ -f "$WHEELS/requirements.txt" ]; then
   PIP=()
   step "install from $WHEELS ($(du -sh "$WHEELS" | cut -f1), $(find "$WHEELS" -name '*.whl' | wc -l) wheels)" install
   [ -x "$work/venv/bin/python" ] && PYTHON=$work/venv/bin/python
@@ -100,7 +115,7 @@ fi
 
 # 2. gpu tests ---------------------------------------------------------------------------
 mapfile -t gpu_tests < <(grep -l "mark.gpu" tests/test_*.py)
-step "pytest -m gpu (${#gpu_tests[@]} files)" \
+want tests && step "pytest -m gpu (${#gpu_tests[@]} files)" \
   "$PYTHON" -m pytest -m gpu -p no:cacheprovider -q -rs "${gpu_tests[@]}"
 
 # 3. checkpoint-resume on the device ---------------------------------------------------------
@@ -139,13 +154,13 @@ diff = max((v - straight[k]).abs().max().item() for k, v in model.state_dict().i
 print(f"resume on {device}: epochs {hist.epoch}, max |w_resumed - w_straight| = {diff:.3g}")
 sys.exit(0 if diff == 0 and hist.epoch == [1, 2, 3, 4] else 1)
 EOF
-step "checkpoint-resume on the device" "$PYTHON" "$work/resume.py" "$work/run.pt"
+want resume && step "checkpoint-resume on the device" "$PYTHON" "$work/resume.py" "$work/run.pt"
 
 # 4. Trainer overhead benchmark ------------------------------------------------------------
 bench() {  # rounds of one epoch each, Trainer and bare loop alternating (see the benchmark)
   local b=benchmarks/trainer_overhead.py
-  if [ "$DRY" = 1 ]; then  # the options' code path, one round, on CPU
-    "$PYTHON" "$b" --device cpu --rounds 1 --amp bf16 --channels-last
+  if [ "$DRY" = 1 ]; then  # short, on CPU (bf16 autocast on a CPU takes minutes: not here)
+    "$PYTHON" "$b" --device cpu --rounds 2 --batch-size 256 --channels-last
     return
   fi
   echo "--- fp32" && "$PYTHON" "$b" --device cuda --rounds 5 || return 1
@@ -154,7 +169,7 @@ bench() {  # rounds of one epoch each, Trainer and bare loop alternating (see th
   echo "--- AMP bf16 + channels_last + torch.compile"
   "$PYTHON" "$b" --device cuda --rounds 5 --amp bf16 --channels-last --compile
 }
-step "Trainer vs bare loop (benchmarks/trainer_overhead.py)" bench
+want bench && step "Trainer vs bare loop (benchmarks/trainer_overhead.py)" bench
 
 # 5. chapters with the cpu profile's data on the device ---------------------------------------
 chapters() {
@@ -177,7 +192,7 @@ EOF
   mkdir -p "${REPORT%.md}-notebooks" && cp "${nbs[@]}" "${REPORT%.md}-notebooks/"
   return $rc
 }
-step "chapters $CHAPTERS, cpu profile data on the device" chapters
+want chapters && step "chapters $CHAPTERS, cpu profile data on the device" chapters
 
 total=$(( $(date +%s) - started ))
 say "" "## summary"

@@ -215,3 +215,39 @@ def test_runtime_dependencies_resolve_on_colab_without_changing_torch_or_numpy(t
         for item in json.loads(report.read_text())["install"]
     }
     assert {n: resolved.get(n) for n in KEPT} == wanted
+
+
+# ------------------------------------------------------------------------------ Binder
+
+
+def _requirements(path: Path) -> dict[str, str]:
+    """``{name: specifier}`` of a requirements file (comments and pip options dropped)."""
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name = re.match(r"[A-Za-z0-9_.-]+", line).group(0)
+            found[name.lower()] = line[len(name) :]
+    return found
+
+
+def test_binder_installs_the_runtime_dependencies_only_with_cpu_torch():
+    binder = _requirements(ROOT / "binder" / "requirements.txt")
+    runtime = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in runtime_dependencies()}
+    assert set(binder) == runtime  # no dev tools (nbgrader, jupyter-book, playwright, ...)
+    assert binder["torch"].endswith("+cpu") and binder["torchvision"].endswith("+cpu")
+    text = (ROOT / "binder" / "requirements.txt").read_text()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text
+    # the pins satisfy pyproject's ranges, and pair as released (torch 2.N <-> torchvision 0.N+15)
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pins = {n: Version(binder[n].lstrip("=")) for n in ("torch", "torchvision")}
+    for requirement in map(Requirement, runtime_dependencies()):
+        if requirement.name in pins:
+            assert requirement.specifier.contains(pins[requirement.name], prereleases=False)
+    assert pins["torchvision"].minor == pins["torch"].minor + 15
+    post = (ROOT / "binder" / "postBuild").read_text()
+    assert "pip install --no-cache-dir --no-deps -e ." in post  # keeps the CPU torch
+    assert os.access(ROOT / "binder" / "postBuild", os.X_OK)
+    assert re.fullmatch(r"python-3\.1[0-3]\n", (ROOT / "binder" / "runtime.txt").read_text())

@@ -63,3 +63,42 @@ def test_revived_counts_units_dead_at_one_check_and_alive_at_a_later_one():
     assert counter.counts == [[2], [2], [2]]
     counter.masks = [[torch.tensor([t, f])], [torch.tensor([t, t])]]  # deaths only
     assert counter.revived() == [0]
+
+
+def test_gradient_norms_during_training_match_signal_stats_of_a_manually_trained_copy():
+    import copy
+
+    import numpy as np
+    import torch.nn.functional as F
+
+    from course_lib.diagnostics import gradient_norms_during_training
+    from course_lib.models import signal_stats
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.Flatten(),
+        nn.Linear(4 * 36, 3),
+    )
+    twin = copy.deepcopy(model)
+    batches = [(torch.randn(8, 1, 6, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
+    probe = (torch.randn(5, 1, 6, 6), torch.randint(0, 3, (5,)))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    profiles = gradient_norms_during_training(model, batches, opt, probe, checkpoints=(0, 3))
+    assert sorted(profiles) == [0, 3] and profiles[0].shape == (2,)
+    assert np.allclose(profiles[0], signal_stats(twin, *probe, modules=nn.Conv2d)["grad_norm"])
+
+    twin_opt = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    for step in range(3):  # three steps: the two batches, then the first one again
+        x, y = batches[step % 2]
+        twin_opt.zero_grad()
+        F.cross_entropy(twin(x), y).backward()
+        twin_opt.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert np.allclose(
+        profiles[3], signal_stats(twin, *probe, modules=nn.Conv2d)["grad_norm"], rtol=1e-5
+    )

@@ -190,3 +190,31 @@ def test_readme_term_commands_parse():
         parser.parse_args(shlex.split(command)[1:])
     for inline in re.findall(r"`(course-grade (?:merge|autograde) [^`]*)`", section):
         parser.parse_args(shlex.split(inline.replace("...", "ex01 subs.zip"))[1:])
+
+
+def test_collect_names_canvas_and_moodle_downloads_by_their_lms_ids(tmp_path):
+    """A Canvas zip (non-ASCII names, LATE marker) and Moodle folders: ids the roster knows."""
+    import zipfile
+
+    from course_lib.grading.autograde import collect
+
+    archive = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("doejane_52001_880001_ex01_losses_init.ipynb", "{}")
+        zf.writestr("ünalzoë_LATE_52002_880002_ex01_losses_init-1.ipynb", "{}")
+        zf.writestr("bob.ipynb", "{}")
+    subs = collect(archive, "ex01_losses_init", tmp_path / "work")
+    assert sorted(s.student_id for s in subs) == ["52001", "52002", "bob"]
+    late_marker = {s.student_id: getattr(s, "lms", None) for s in subs}
+    assert late_marker["52002"].late_marker is True and late_marker["52001"].late_marker is False
+
+    moodle = tmp_path / "moodle"
+    for name in ("Jane Doe_3101_assignsubmission_file_", "Zoë Ünal_3102_assignsubmission_file_"):
+        (moodle / name).mkdir(parents=True)
+        (moodle / name / "ex01_losses_init.ipynb").write_text("{}")
+    (moodle / "worksheet.csv").write_bytes((FIX / "moodle_grading_worksheet.csv").read_bytes())
+    subs = collect(moodle, "ex01_losses_init", tmp_path / "work2")
+    assert sorted(s.student_id for s in subs) == ["jane.doe@example.edu", "zoe.unal@example.edu"]
+    roster = lms.read_roster(FIX / "moodle_grade_export.csv")
+    owners = {k.lower(): s.student_id for s in roster.students for k in s.keys()}
+    assert all(s.student_id in owners for s in subs)

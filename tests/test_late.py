@@ -66,6 +66,8 @@ def test_the_due_second_and_fractions():
     assert late.format_late_by(0) == "" and late.format_late_by(1) == "00:00:01"
     assert late.format_late_by(DAY + 3723) == "1 day 01:02:03"
     assert late.format_late_by(2 * DAY) == "2 days 00:00:00"
+    unknown = late.Lateness("s", DUE, None, "unknown", None)
+    assert unknown.late_by_s == 0 and "No submission time" in unknown.sentence(late.Policy(), 10)
 
 
 def test_no_due_no_late_handling(tmp_path):

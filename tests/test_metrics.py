@@ -394,3 +394,14 @@ def test_wilcoxon_seed_formula_and_decision():
         M.wilcoxon_signed_rank(a, a)
     with pytest.raises(ValueError, match="pair up"):
         M.wilcoxon_signed_rank(a, a[:5])
+
+
+def test_package_has_one_module_per_idea_and_one_home_per_name():
+    from course_lib.metrics import calibration, classification, comparison, ranking
+
+    homes = {m.__name__: set(m.__all__) for m in (calibration, classification, comparison, ranking)}
+    assert sorted(set().union(*homes.values())) == sorted(M.__all__)
+    for name in M.__all__:  # defined in the submodule that lists it, the same object here
+        obj = getattr(M, name)
+        assert name in homes[obj.__module__], name
+    assert not hasattr(M, "stratified_kfold") and not hasattr(M, "time_series_split")  # data.py

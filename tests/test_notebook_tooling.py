@@ -111,6 +111,14 @@ def test_execute_records_metadata_and_keeps_failed_notebook_unchanged(tmp_path, 
     assert "ZeroDivisionError: division by zero" in captured.err
     assert "never reached" not in captured.out + captured.err
 
+    # With --require-alt, a figure without alt text fails the notebook, which stays unchanged.
+    figure = _write_nb(tmp_path / "figure.ipynb", nb.cells[4].source)
+    figure_bytes = figure.read_bytes()
+    assert execute_notebooks.main([str(figure), "--profile", "ci", "--require-alt"]) == 1
+    err = capsys.readouterr().err
+    assert f"FAILED: {figure} (cell index 1" in err and "1 figure cell(s) without alt text" in err
+    assert figure.read_bytes() == figure_bytes
+
 
 def _figure_nb(alt=None) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
@@ -342,8 +350,7 @@ def test_book_pages_follow_files_present(tmp_path):
     assert "file: book/api/runtime" in toc and "file: book/api/models" in toc
     page = (tmp_path / "book" / "exercises" / "ex02_convolution.md").read_text()
     assert (
-        "{download}`Download notebook </exercises/ex02_convolution/ex02_convolution.ipynb>`"
-        in page
+        "{download}`Download notebook </exercises/ex02_convolution/ex02_convolution.ipynb>`" in page
     )
     assert "[Open in Colab](https://colab.research.google.com/github/" in page
     assert "course-grade validate exercises/ex02_convolution/ex02_convolution.ipynb" in page
@@ -379,4 +386,18 @@ def test_every_chapter_records_how_its_outputs_were_produced():
     assert not missing, (
         f"re-run with: .venv/bin/python scripts/execute_notebooks.py book/NN_name.ipynb "
         f"--profile cpu  (missing metadata: {missing})"
+    )
+
+
+def test_every_chapter_records_the_hashes_its_outputs_are_checked_against():
+    """Each chapter was executed by the current executor, so the build can tell whether its
+    stored outputs still belong to its code and library (scripts/output_freshness.py)."""
+    unrecorded = [
+        path.name
+        for path in sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+        if output_freshness.check_file(path, ROOT).status == "unrecorded"
+    ]
+    assert not unrecorded, (
+        "executed before code/library hashes were recorded; re-run: .venv/bin/python "
+        f"scripts/execute_notebooks.py book/NN_name.ipynb --profile cpu  ({unrecorded})"
     )

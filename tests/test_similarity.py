@@ -179,6 +179,19 @@ def test_near_copies_rank_first(tmp_path):
     assert "_stable_shift" in page and "untouched (nothing beyond the template)" in page
 
 
+def test_similarity_command(tmp_path, capsys):
+    from course_lib.grading.cli import main
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for sid, answers in {"ana": ORIGINAL, "zed": COPY, "ben": HONEST[0]}.items():
+        (subs / f"{sid}.ipynb").write_text(json.dumps(_notebook(answers)))
+    args = ["similarity", "ex01_losses_init", str(subs), "--out", str(tmp_path / "o")]
+    assert main(args + ["--exercises", str(EXERCISES), "--jobs", "1", "--top", "1"]) == 0
+    assert "ana  zed" in capsys.readouterr().out
+    assert (tmp_path / "o" / "similarity.html").read_text().count("<h2 id=") == 1
+
+
 def test_template_alone_shares_nothing(tmp_path):
     """Two students who only filled the signature-and-docstring template share no fingerprint."""
     answers, others, boiler = similarity.answer_cells(RELEASE)

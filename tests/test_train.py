@@ -263,6 +263,25 @@ def test_drop_last_with_too_few_examples_is_a_clear_error(digits):
         Trainer(model, opt, device="cpu").fit(loader, epochs=1)
 
 
+@pytest.mark.parametrize(
+    "env", [{}, {"CI": "true"}, {"TQDM_DISABLE": "1"}, {"COURSE_PROFILE": "ci"}]
+)
+def test_one_progress_bar_per_fit_unless_ci_or_tqdm_disable(digits, monkeypatch, capsys, env):
+    for key in ("CI", "TQDM_DISABLE", "COURSE_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    model, opt, _ = _fresh(scheduler=False)
+    trainer = Trainer(model, opt, device="cpu")
+    trainer.fit(TensorLoader(subset(digits[0], 256), batch_size=64), epochs=3)
+    err = capsys.readouterr().err
+    if env:
+        assert err == ""
+    else:  # a text bar here (tqdm.auto gives notebooks a widget): epochs, not batches
+        assert "fit: 100%" in err and "3/3" in err and "train_loss=" in err
+        assert "/4 " not in err  # no per-epoch bar over the 4 batches
+
+
 # -- stopping: non-finite losses and callbacks ------------------------------------------------
 
 

@@ -44,7 +44,18 @@ from queue import Empty, Queue
 
 import nbformat
 
-from course_lib.grading import feedback, rebuild, sandbox, static, verify, worker
+from course_lib.grading import (  # term: issue 14 (the term)
+    feedback,
+    hints,
+    late,
+    lms,
+    rebuild,
+    sandbox,
+    shards,
+    static,
+    verify,
+    worker,
+)
 from course_lib.grading.release import generate
 
 GRADER_VERSION = "2"
@@ -154,6 +165,7 @@ def collect(submissions: Path, assignment: str, workdir: Path) -> list[Submissio
                         detail=f"{len(notebooks)} notebooks, none named {assignment}.ipynb",
                     )
                 )
+    lms.apply_names(found, root, _student_id)  # term: LMS download names -> student ids
     seen: Counter[str] = Counter()
     for sub in found:  # make ids unique (bob.ipynb and bob/ both present)
         seen[sub.student_id] += 1
@@ -509,6 +521,8 @@ def autograde(
     progress: bool = True,
     keep_workdir: bool = False,
     extra_notebooks: dict[str, dict] | None = None,
+    late_options: late.Options | None = None,  # term: --due/--extensions/--late-policy
+    shard: tuple[int, int] | None = None,  # term: --shard I/N
 ) -> Summary:
     """Grade every submission of ``assignment``; write grades.csv, feedback, report and state.
 
@@ -532,6 +546,7 @@ def autograde(
         template = rebuild.Template.from_notebook(template_nb)
         source_nb = nbformat.read(gen.source, as_version=4)
         plan = make_plan(template, source_nb)
+        hint_map = hints.collect(source_nb)  # term: per-test hints
         released = Path(exercises) / assignment / f"{assignment}.ipynb"
         if released.is_file():
             if _strip_ids(nbformat.read(released, as_version=4)) != _strip_ids(template_nb):
@@ -558,6 +573,9 @@ def autograde(
             path.write_bytes(raw)
             subs.append(Submission(sid, path, hashlib.sha256(raw).hexdigest()))
 
+        subs = shards.select(subs, shard)  # term: --shard I/N
+        late_options = late_options or late.Options()  # term: late policy
+        lateness = late.assess(subs, submissions, late_options) if submissions else {}  # term:
         counter = iter(range(1, 10**6))
         pool = Pool(jobs or os.cpu_count() or 1, timeout, memory_mb, sandboxed, plan.preload)
 
@@ -661,6 +679,7 @@ def autograde(
             verify_seconds[sub.student_id] = time.time() - t_merge
             res.digest = sub.digest
             res.flags = static_flags + res.flags
+            hints.attach(res.tests, hint_map)  # term: per-test hints
             results[sub.student_id] = res
             page = feedback.render(
                 sub.student_id,
@@ -701,6 +720,8 @@ def autograde(
             "students": {sid: r.to_json() for sid, r in sorted(results.items())},
         }
         (out / "report.json").write_text(json.dumps(report, indent=1))
+        warnings += late.finish(out, lateness, late_options)  # term: late policy
+        shards.stamp(out, shard)  # term: --shard I/N
         return Summary(
             results,
             graded_now,

@@ -3,6 +3,9 @@
 course-grade release [ASSIGNMENT]                 regenerate exercises/ from solutions/
 course-grade autograde ASSIGNMENT SUBMISSIONS --out DIR [--jobs N --timeout S --memory MB]
 course-grade validate NOTEBOOK                    a student's check before submitting
+course-grade gradebook GRADING_ROOT --roster R --out DIR [--format csv|canvas|moodle]
+course-grade similarity ASSIGNMENT SUBMISSIONS --out DIR   pairs sharing code
+course-grade merge OUT_DIR SHARD_DIR...           combine autograde --shard I/N outputs
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from course_lib.grading import rebuild
+from course_lib.grading import gradebook, hints, late, rebuild, shards, similarity  # term: issue 14
 from course_lib.grading.release import assignments, release
 
 
@@ -29,6 +32,14 @@ def _cmd_release(args: argparse.Namespace) -> int:
 def _cmd_autograde(args: argparse.Namespace) -> int:
     from course_lib.grading.autograde import GradingSetupError, autograde, print_summary
 
+    try:  # term: late policy and shard options
+        term = {
+            "late_options": late.Options.from_args(args.due, args.late_policy, args.extensions),
+            "shard": shards.parse(args.shard),
+        }
+    except ValueError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
     try:
         summary = autograde(
             args.assignment,
@@ -42,8 +53,9 @@ def _cmd_autograde(args: argparse.Namespace) -> int:
             force=args.force,
             progress=not args.quiet,
             keep_workdir=args.keep_workdir,
+            **term,  # term:
         )
-    except GradingSetupError as exc:
+    except (GradingSetupError, hints.HintError) as exc:  # term: a hint that leaks
         print(f"ERROR: {exc}", file=sys.stderr)
         return 3
     print_summary(summary)
@@ -194,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-workdir", action="store_true", help="keep the temporary course dirs (debugging)"
     )
     a.set_defaults(func=_cmd_autograde)
+    late.add_arguments(a)  # term: --due --extensions --late-policy
+    shards.add_arguments(a)  # term: --shard I/N
 
     v = sub.add_parser(
         "validate",
@@ -204,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--assignment", default=None)
     v.add_argument("--timeout", type=int, default=120)
     v.set_defaults(func=_cmd_validate)
+    gradebook.add_parser(sub)  # term: course-grade gradebook
+    similarity.add_parser(sub, [common])  # term: course-grade similarity
+    shards.add_parser(sub)  # term: course-grade merge
     return p
 
 

@@ -17,6 +17,7 @@ case-insensitively). ``--format canvas`` / ``moodle`` also writes the LMS's impo
 
 from __future__ import annotations
 
+import argparse
 import csv
 import difflib
 import json
@@ -178,7 +179,7 @@ def gradebook(
     return book, written
 
 
-def cmd_gradebook(args) -> int:
+def cmd_gradebook(args: argparse.Namespace) -> int:
     """``course-grade gradebook``: exit 0, or 4 when some submissions match nobody."""
     book, written = gradebook(args.root, args.roster, args.out, args.format, args.moodle_id)
     n_missing = sum(
@@ -214,7 +215,7 @@ def cmd_gradebook(args) -> int:
     return 4 if book.unmatched else 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``course-grade gradebook`` on an argparse sub-parser collection."""
     g = sub.add_parser("gradebook", help="join every assignment's grades with the roster")
     g.add_argument(

@@ -37,6 +37,7 @@ due second is on time; one second later it is late.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 import os
@@ -199,8 +200,10 @@ class Lateness:
 
     def sentence(self, policy: Policy, max_total: float) -> str:
         """What the feedback page says, in plain words."""
-        when = self.submitted_at.isoformat(timespec="seconds") if self.submitted_at else "unknown"
         due = self.due.isoformat(timespec="seconds")
+        if self.submitted_at is None:
+            return f"No submission time was found (deadline {due}): no late penalty."
+        when = self.submitted_at.isoformat(timespec="seconds")
         if self.late_by_s <= 0:
             return f"Submitted {when} (from {self.time_source}), on time for the deadline {due}."
         text = f"Submitted {when} (from {self.time_source}): {format_late_by(self.late_by_s)} after the deadline {due}."
@@ -320,7 +323,7 @@ class Options:
         )
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--due``, ``--extensions``, ``--late-policy`` on ``course-grade autograde``."""
     parser.add_argument("--due", default=None, help="deadline, ISO 8601 with offset")
     parser.add_argument(

@@ -182,7 +182,14 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
     _type_setattr = type.__setattr__
     proto_fd = proto_out.fileno()
 
-    state = {"phase": "trusted", "allow_profile": False, "imports": [], "events": []}
+    state = {
+        "phase": "trusted",
+        "allow_profile": False,
+        "imports": [],
+        "events": [],
+        "in_hook": False,
+    }
+    _getframe = sys._getframe
 
     # --- 1. snapshot of library namespaces -------------------------------------------------
     def _wanted(name: str) -> bool:
@@ -344,15 +351,16 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
                 continue
             for fn in (obj, getattr(obj, "__init__", None), getattr(type(obj), "__call__", None)):  # noqa: B004
                 code = getattr(fn, "__code__", None)
-                if code is not None:
+                # a decorator's wrapper (torch's no_grad decorate_context) is shared: skip it
+                if code is not None and code.co_name in (attr, "__init__", "__call__"):
                     codes.add(code)
                     top = t.split(".")[0]
                     if top not in ("torch", "course_lib", "numpy", "math"):
                         files.append(os.path.dirname(code.co_filename) + "/")
             if isinstance(obj, type):
-                for v in vars(obj).values():
+                for k, v in vars(obj).items():
                     code = getattr(v, "__code__", None)
-                    if code is not None:
+                    if code is not None and code.co_name == k:
                         codes.add(code)
         return tuple(sorted(set(files) | oracle_dirs)), frozenset(codes), ops
 
@@ -426,6 +434,30 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
         ):
             state["events"].append(f"blocked {event}")
             raise RuntimeError(f"{event} is not allowed while grading")
+        if event == "sys._getframe":
+            # Libraries (typing, logging, torch.autograd) ask for frames; that is allowed only
+            # when no student code is between the caller and the nearest test/setup cell.
+            if state["phase"] != "student" or state["in_hook"]:
+                return
+            state["in_hook"] = True
+            try:
+                f, blocked = _getframe(1), True
+                for _ in range(500):
+                    if f is None:
+                        break
+                    name = f.f_code.co_filename
+                    if name.startswith("<answer "):
+                        break
+                    if name.startswith(("<test ", "<setup ")):
+                        blocked = False
+                        break
+                    f = f.f_back
+            finally:
+                state["in_hook"] = False
+            if blocked:
+                state["events"].append("blocked sys._getframe")
+                raise ValueError("sys._getframe is not available while grading")
+            return
         if event in _STUDENT_BLOCKED:
             if event == "sys.setprofile" and state["allow_profile"]:
                 return

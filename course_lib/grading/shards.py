@@ -25,6 +25,7 @@ an artifact; a final job downloads them and runs ``course-grade merge``.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import json
@@ -147,7 +148,7 @@ def merge(out: Path, shard_dirs: list[Path]) -> dict:
     return merged
 
 
-def cmd_merge(args) -> int:
+def cmd_merge(args: argparse.Namespace) -> int:
     try:
         merged = merge(args.out, args.shards)
     except MergeError as exc:
@@ -160,14 +161,14 @@ def cmd_merge(args) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("merge", help="combine the outputs of autograde --shard I/N runs")
     m.add_argument("out", type=Path, metavar="OUT_DIR")
     m.add_argument("shards", type=Path, nargs="+", metavar="SHARD_DIR")
     m.set_defaults(func=cmd_merge)
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--shard I/N`` on ``course-grade autograde``."""
     parser.add_argument(
         "--shard",

@@ -23,6 +23,7 @@ compared in ``--jobs`` processes.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import html
 import io
@@ -291,7 +292,7 @@ def similarity(
     return pairs
 
 
-def cmd_similarity(args) -> int:
+def cmd_similarity(args: argparse.Namespace) -> int:
     pairs = similarity(
         args.assignment, args.submissions, args.out, args.exercises, args.top, args.jobs
     )
@@ -301,7 +302,7 @@ def cmd_similarity(args) -> int:
     return 0
 
 
-def add_parser(sub, parents) -> None:
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("similarity", parents=parents, help="pairs of submissions sharing code")
     s.add_argument("assignment")
     s.add_argument("submissions", type=Path, help="folder or zip, as for autograde")

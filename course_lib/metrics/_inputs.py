@@ -15,10 +15,6 @@ import numpy as np
 import torch
 
 
-class UndefinedMetricWarning(UserWarning):
-    """A metric was 0/0 and has been replaced by ``zero_division`` (as in scikit-learn)."""
-
-
 def _to_numpy(x: Any, name: str) -> np.ndarray:
     """Tensor/list/array -> numpy array (tensors are detached and copied to the CPU)."""
     if isinstance(x, torch.Tensor):

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from course_lib.metrics._inputs import (
-    UndefinedMetricWarning,
     _encode,
     _infer_classes,
     _labels_pair,
@@ -34,6 +33,10 @@ __all__ = [
     "fbeta_score",
     "matthews_corrcoef",
 ]
+
+
+class UndefinedMetricWarning(UserWarning):
+    """A metric was 0/0 and has been replaced by ``zero_division`` (as in scikit-learn)."""
 
 
 # ----------------------------------------------------------------------------------------------
