@@ -59,6 +59,42 @@ TOOL = "scripts/execute_notebooks.py"
 # Set in the kernel's environment (besides COURSE_PROFILE): no progress bars in stored outputs.
 KERNEL_ENV = {"TQDM_DISABLE": "1"}
 
+# A tqdm bar as Jupyter stores it: "desc:  40%|####      | 2/5 [00:01<00:02, ...]".
+PROGRESS_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d*")
+
+
+def drop_progress_bars(nb: nbformat.NotebookNode) -> int:
+    """Remove tqdm progress bars from a notebook's outputs; return how many were removed.
+
+    ``TQDM_DISABLE=1`` turns off tqdm's text bar, but ``tqdm.auto`` in a kernel is the widget
+    bar (``tqdm.notebook``), which ignores it and stores a widget view whose plain-text form is
+    the bar at 0 %. Bars say how long a run takes, not what it computed: stored outputs keep
+    everything else.
+    """
+    removed = 0
+    for cell in nb.cells:
+        kept = []
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            text = data.get("text/plain", "") if out.get("output_type") == "display_data" else ""
+            text = "".join(text) if isinstance(text, list) else text
+            is_widget_bar = (
+                "application/vnd.jupyter.widget-view+json" in data and PROGRESS_BAR.search(text)
+            )
+            stream = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
+            lines = [ln for ln in re.split(r"[\r\n]", stream) if ln.strip()]
+            is_stream_bar = bool(lines) and all(PROGRESS_BAR.search(ln) for ln in lines)
+            if is_widget_bar or is_stream_bar:
+                removed += 1
+            else:
+                kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    if removed and "widgets" in nb.metadata:
+        del nb.metadata["widgets"]
+    return removed
+
+
 # Runs in the kernel after the last cell: what actually executed the notebook. The course_lib
 # modules are listed before the probe imports anything itself.
 PROBE = r"""
@@ -276,6 +312,7 @@ def execute_notebook(
                 if "__COURSE_PROBE__" in text:
                     probe_out = json.loads(text.split("__COURSE_PROBE__", 1)[1].splitlines()[0])
             client.set_widgets_metadata()
+            drop_progress_bars(nb)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
         cell = nb.cells[index] if index is not None and index < len(nb.cells) else None
         if isinstance(exc, CellTimeoutError):

@@ -401,3 +401,28 @@ def test_every_chapter_records_the_hashes_its_outputs_are_checked_against():
         "executed before code/library hashes were recorded; re-run: .venv/bin/python "
         f"scripts/execute_notebooks.py book/NN_name.ipynb --profile cpu  ({unrecorded})"
     )
+
+
+def test_progress_bars_are_dropped_from_stored_outputs_and_other_outputs_kept():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("run()")
+    bar = "fit:  40%|####      | 2/5 [00:01<00:02,  1.50epoch/s]"
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": bar},
+        ),
+        nbformat.v4.new_output("stream", name="stderr", text=bar + "\r" + bar + "\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="accuracy 0.91 | 40% of runs\n"),
+    ]
+    nb.cells.append(cell)
+    nb.metadata["widgets"] = {"state": {}}
+    assert execute_notebooks.drop_progress_bars(nb) == 2
+    assert [o["text"] for o in cell.outputs] == ["accuracy 0.91 | 40% of runs\n"]
+    assert "widgets" not in nb.metadata
+
+
+def test_no_chapter_stores_a_progress_bar():
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert execute_notebooks.drop_progress_bars(nb) == 0, f"{path.name} stores a progress bar"
