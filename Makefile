@@ -9,6 +9,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export COURSE_OFFLINE ?= 1
+# Wall clock per graded submission in the grading tests (only the infinite-loop exploit uses it up).
+export COURSE_GRADE_TEST_TIMEOUT ?= 120
 
 .PHONY: install book test lint unit notebooks notebooks-gpu-profile site release gpu-check clean
 
