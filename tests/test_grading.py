@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 import time
 import zipfile
@@ -97,6 +98,31 @@ def test_forbidden_routes_fail_at_run_time(run):
     assert any("forbidden route" in f for f in students["x_dispatch_escape"]["flags"])
 
 
+def test_student_code_in_the_trusted_phase_gets_no_frames_and_no_points(run):
+    """Threads, kernels registered with the dispatcher, same-maths operators, finalizers."""
+    students = run.report["students"]
+    for sid in ("x_trusted_phase", "x_thread", "x_clone_kernel", "x_altops"):
+        assert students[sid]["status"] == "ok" and students[sid]["total"] == 0, sid
+    finalizer = students["x_trusted_phase_finalizer"]["flags"]
+    assert "softmax: runtime: blocked sys._getframe" in finalizer, finalizer
+    assert "softmax: runtime: blocked frame access (tb_frame)" in finalizer, finalizer
+    assert "BEGIN HIDDEN" not in _feedback(run, "x_trusted_phase")
+    thread = students["x_thread"]["flags"]
+    assert any("start_new_thread was called" in f for f in thread), thread
+    assert any("blocked _dispatch_library" in f for f in students["x_clone_kernel"]["flags"])
+    assert any("aten._masked_softmax ran" in f for f in students["x_altops"]["flags"])
+
+
+def test_profiler_controls_are_the_graders(run):
+    """Stopping or restarting the grader's profiler is refused by rule, never left to timing."""
+    for sid in ("x_dispatch_escape", "x_profiler_hijack"):
+        student = run.report["students"][sid]
+        assert student["status"] == "ok" and student["total"] == 0, sid
+        assert any("autograd profiler" in f for f in student["flags"]), sid
+    hijack = run.report["students"]["x_profiler_hijack"]
+    assert any("operator trace was stopped" in f for f in hijack["flags"])
+
+
 def test_forged_records_and_channel_earn_nothing(run):
     students = run.report["students"]
     assert students["x_forged_protocol"]["status"] == "tampered"
@@ -107,6 +133,13 @@ def test_forged_records_and_channel_earn_nothing(run):
 
 def _feedback(run, sid: str) -> str:
     return html.unescape((run.out / "feedback" / f"{sid}.html").read_text())
+
+
+@needs_bwrap
+def test_working_directory_is_capped(run):
+    text = _feedback(run, "x_disk_fill")  # printed output, not the source that prints it
+    stopped = re.search(r"DISK-STOPPED ENOSPC (\d+)", text)
+    assert stopped and int(stopped.group(1)) <= 128 and not re.search(r"DISK-WROTE \d", text)
 
 
 @needs_bwrap

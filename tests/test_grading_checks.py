@@ -124,3 +124,16 @@ def test_forbidden_target_order_does_not_matter():
         with pytest.raises(ForbiddenCallError):
             torch.optim.Adam(params)
     assert torch.optim.Adam.step is not None and torch.optim.Adam(params).step() is None
+
+
+def test_forbidden_public_name_also_blocks_its_defining_module():
+    import course_lib.metrics as metrics
+    import course_lib.metrics.ranking as ranking
+
+    original = ranking.roc_curve
+    assert metrics.roc_curve is original and original.__module__ == "course_lib.metrics.ranking"
+    with forbidden("course_lib.metrics.roc_curve"):
+        for route in (metrics.roc_curve, ranking.roc_curve):
+            with pytest.raises(ForbiddenCallError, match="course_lib.metrics.roc_curve"):
+                route(np.array([0, 1]), np.array([0.2, 0.8]))
+    assert metrics.roc_curve is original and ranking.roc_curve is original

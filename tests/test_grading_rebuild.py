@@ -244,8 +244,11 @@ def test_sandbox_command_line_is_a_whitelist(tmp_path):
     } <= set(argv)
     binds = [argv[i + 1] for i, a in enumerate(argv) if a in ("--ro-bind", "--bind")]
     assert str(REPO) not in binds and str(REPO / "solutions") not in binds and "/" not in binds
-    writable = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
-    assert writable == [str(tmp_path)]
+    assert not [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]  # nothing of the host
+    tmpfs = [argv[i + 1] for i, a in enumerate(argv) if a == "--tmpfs"]
+    assert tmpfs == ["/tmp", str(tmp_path)]  # the only writable places, both sized
+    assert all(argv[argv.index(t) - 1] == "--tmpfs" and argv[argv.index(t) - 3] == "--size"
+               for t in tmpfs)  # fmt: skip
     env = sandbox.kernel_env(str(tmp_path))
     assert not any(k.startswith("NBGRADER") for k in env)
 

@@ -466,8 +466,8 @@ def _feedback_notebook(plan: Plan, cells: list[worker.Cell], run: worker.Run, re
             cell.outputs.append(
                 nbformat.v4.new_output(
                     "error",
-                    ename=str(result.get("ename", "Error")),
-                    evalue=str(result.get("evalue", "")),
+                    ename=str(result.get("ename", "Error"))[:100],
+                    evalue=str(result.get("evalue", ""))[:300],
                     traceback=[],
                 )
             )

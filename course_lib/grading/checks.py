@@ -31,6 +31,7 @@ Three layers, from weakest to strongest:
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import importlib
 import re
 import sys
@@ -87,6 +88,18 @@ def _raiser(name: str):
     return blocked
 
 
+def aten_forbidden(name: str, ops: set[str] | frozenset[str]) -> bool:
+    """Is the ATen operator ``name`` (``"aten._softmax"`` or ``"aten::_softmax"``, with or
+    without overload) one of ``ops``? An entry with ``*``/``?`` is a pattern (``fnmatch``):
+    ``"aten.*softmax*"`` also catches ``aten._masked_softmax``, the same maths under another name.
+    """
+    name = name.replace("::", ".")
+    packet = name.split(".")[0] + "." + name.split(".")[1] if name.count(".") >= 1 else name
+    if name in ops or packet in ops:
+        return True
+    return any(("*" in op or "?" in op) and fnmatch.fnmatchcase(packet, op) for op in ops)
+
+
 class _ForbidAten(TorchDispatchMode):
     """Dispatch mode that raises when one of the given ATen operators runs."""
 
@@ -96,7 +109,7 @@ class _ForbidAten(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         packet = f"{func.namespace}.{func.overloadpacket.__name__}"
-        if packet in self.ops or str(func) in self.ops:
+        if aten_forbidden(packet, self.ops) or str(func) in self.ops:
             raise ForbiddenCallError(
                 f"Your code ran the PyTorch operator {packet} (used by torch's own version of "
                 "the function you are asked to write). Implement it with basic tensor operations."
@@ -152,6 +165,14 @@ class forbidden:  # noqa: N801 - used like a function: ``with forbidden(...):``
         # matter (e.g. "torch.optim.Adam" before "torch.optim.Adam.step").
         resolved = [(t, *_resolve(t)) for t in self.targets if not t.startswith("aten.")]
         resolved = [(t, owner, attr, getattr(owner, attr)) for t, owner, attr in resolved]
+        # the defining module too: course_lib.metrics.roc_curve is also
+        # course_lib.metrics.ranking.roc_curve, sklearn.metrics.f1_score is also
+        # sklearn.metrics._classification.f1_score
+        for dotted, owner, attr, original in list(resolved):
+            home = sys.modules.get(getattr(original, "__module__", None) or "")
+            name = getattr(original, "__name__", attr)
+            if home is not None and home is not owner and getattr(home, name, None) is original:
+                resolved.append((dotted, home, name, original))
         for dotted, owner, attr, original in resolved:
             blocked = _raiser(dotted)
             self._patched.append((owner, attr, original))

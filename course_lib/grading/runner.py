@@ -66,6 +66,10 @@ SNAPSHOT_ROOTS = (
     "json",
     "os",
     "io",
+    "re",
+    "fnmatch",
+    "threading",
+    "_thread",
 )
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
 _ALWAYS_BLOCKED = (
@@ -126,11 +130,13 @@ class _Capture(io.TextIOBase):
 
 
 def _is_memory_error(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
+    """Read through the C slots only: no ``__class__``/``errno``/``__str__`` of student code runs."""
+    cls = type(exc)
+    if issubclass(cls, MemoryError):
         return True
-    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+    if issubclass(cls, OSError) and OSError.errno.__get__(exc) == errno.ENOMEM:
         return True
-    text = str(exc)[:2000]
+    text = _safe_str(exc)[:2000]
     return (
         "can't allocate memory" in text
         or "Cannot allocate memory" in text
@@ -170,6 +176,14 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
         torch.ones(2).exp()
     t_import = time.time() - t0
 
+    # process-wide machinery belongs to the grader (see SEALED): e.g. a student's own
+    # _disable_profiler() during the guard's session deadlocks or crashes kineto in some runs
+    # (torch 2.14: about one in four), which would make the status depend on timing. Every
+    # module attribute bound to a sealed function is replaced by a stand-in that raises; the
+    # guard keeps the profiler's originals here for its own start and stop.
+    _controls = _seal()
+    _unseal, _reseal = _controls["unseal"], _controls["reseal"]
+
     # captured C-level references (a student can rebind the Python names, not these)
     _write, _dumps, _b64 = os.write, json.dumps, base64.b64encode
     _count_threads = __import__("_thread")._count
@@ -179,6 +193,7 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
     _len_function = torch._C._len_torch_function_stack
     _pop_function = torch._C._pop_torch_function_stack
     _setprofile = sys.setprofile
+    _aten_forbidden = checks.aten_forbidden
     _type_setattr = type.__setattr__
     proto_fd = proto_out.fileno()
 
@@ -211,6 +226,8 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
     sys.modules["__main__"] = main_mod
     changes: list[str] = []
 
+    profiler_globals = vars(torch.autograd.profiler)
+
     def restore(dispatch_keep: int | None = None) -> None:
         """Undo every change student code made to the snapshot namespaces (and say which)."""
         for name, mod in modules.items():
@@ -219,6 +236,8 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
                 changes.append(f"sys.modules[{name!r}]")
         for d, snap in mod_snap:
             for key, value in snap.items():
+                if guard.stack and d is profiler_globals and key == "_is_profiler_enabled":
+                    continue  # the guard's own session is running: its flag is meant to be on
                 if d.get(key, restore) is not value:
                     d[key] = value
                     if len(changes) < 50:
@@ -290,7 +309,11 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             roots, codes, ops = _code_roots(targets)
             marker = f"cg-marker-{os.urandom(8).hex()}"
             prof = torch.autograd.profiler.profile(use_kineto=False)
-            prof.__enter__()
+            _unseal()
+            try:
+                prof.__enter__()
+            finally:
+                _reseal()
             rf = torch.autograd.profiler.record_function(marker)
             rf.__enter__()
             rf.__exit__(None, None, None)
@@ -309,27 +332,33 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             self.stack.append((prof, marker, ops, hits, bool(roots or codes), _len_dispatch()))
 
         def exit(self) -> str | None:
-            prof, marker, ops, hits, traced, depth = self.stack.pop()
+            prof, marker, ops, hits, traced, depth = self.stack[-1]
             if traced:
                 state["allow_profile"] = True
                 _setprofile(None)
                 state["allow_profile"] = False
             problem = None
+            stack_changed = _len_dispatch() != depth
+            # restore first: the block may have rebound the profiler's or the matcher's helpers
+            restore(dispatch_keep=depth)
+            self.stack.pop()
+            _unseal()
             try:
                 prof.__exit__(None, None, None)
                 names = {e.name for e in prof.function_events}
             except Exception:  # noqa: BLE001 - the student stopped our profiler
                 names = set()
+            finally:
+                _reseal()
             if marker not in names:
                 problem = "the grader's operator trace was stopped or replaced"
-            bad = sorted(n for n in names if n.replace("::", ".") in ops)
+            bad = sorted(n for n in names if _aten_forbidden(n, ops))
             if bad:
                 problem = f"the PyTorch operator {bad[0].replace('::', '.')} ran"
             if hits:
                 problem = f"{hits[0]} ran (a forbidden library function)"
-            if _len_dispatch() != depth:
+            if stack_changed:
                 problem = problem or "the dispatch mode stack was changed"
-            restore(dispatch_keep=depth)
             if problem:
                 cell["violations"].append(problem)
             return problem
@@ -396,9 +425,53 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
     reserve = [bytearray(RESERVE_BYTES)]
 
     # --- 4. the audit hook -----------------------------------------------------------------
+    def student_running() -> bool:
+        """Student code is running: its phase, or any answer-cell frame on this stack.
+
+        The second half matters while the runner is trusted: formatting an exception, freeing
+        it (``__del__``) or reading its type's name may call back into student code.
+        """
+        if state["phase"] == "student":
+            return True
+        if state["in_hook"]:
+            return False
+        state["in_hook"] = True
+        try:
+            f = _getframe(2)
+            for _ in range(1000):
+                if f is None:
+                    return False
+                if f.f_code.co_filename.startswith("<answer "):
+                    return True
+                f = f.f_back
+            return True  # a stack this deep is not the runner's own
+        finally:
+            state["in_hook"] = False
+
     def hook(event: str, args: tuple) -> None:
+        if event == PROFILER_EVENT:
+            state["events"].append("blocked starting or stopping the autograd profiler")
+            if guard.stack:
+                cell["violations"].append("the grader's operator trace was stopped or replaced")
+            return
+        if event == SEALED_EVENT:
+            what = str(args[0]) if args else "?"
+            if (
+                what == "_dispatch_library"
+                and len(args) == 4
+                and type(args[1]) is tuple
+                and type(args[2]) is dict
+                and type(args[3]) is list
+                and _library_allowed(args[1])
+            ):
+                list.append(args[3], _controls["call"](what, args[1], args[2]))
+                return
+            state["events"].append(f"blocked {what}")
+            if guard.stack:
+                cell["violations"].append(f"{what} was called (reserved for the grader)")
+            return
         if event == "import":
-            if state["phase"] == "student":
+            if student_running():
                 name = str(args[0])
                 if name in _BLOCKED_IMPORTS:
                     state["events"].append(f"blocked import {name}")
@@ -408,7 +481,7 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             return
         if event == "object.__getattr__":
             name = args[1] if len(args) > 1 else ""
-            if name in _FRAME_ATTRS and state["phase"] == "student":
+            if name in _FRAME_ATTRS and student_running():
                 state["events"].append(f"blocked frame access ({name})")
                 raise AttributeError(f"{name} is not available while grading")
             if name in ("__defaults__", "__kwdefaults__") and getattr(
@@ -436,17 +509,19 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             raise RuntimeError(f"{event} is not allowed while grading")
         if event == "sys._getframe":
             # Libraries (typing, logging, torch.autograd) ask for frames; that is allowed only
-            # when no student code is between the caller and the nearest test/setup cell.
-            if state["phase"] != "student" or state["in_hook"]:
+            # when no student code is between the caller and the nearest test/setup cell (and,
+            # in the trusted phase, when no student code is on the stack at all).
+            if state["in_hook"]:
                 return
             state["in_hook"] = True
             try:
-                f, blocked = _getframe(1), True
+                f, blocked = _getframe(1), state["phase"] == "student"
                 for _ in range(500):
                     if f is None:
                         break
                     name = f.f_code.co_filename
                     if name.startswith("<answer "):
+                        blocked = True
                         break
                     if name.startswith(("<test ", "<setup ")):
                         blocked = False
@@ -461,7 +536,7 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
         if event in _STUDENT_BLOCKED:
             if event == "sys.setprofile" and state["allow_profile"]:
                 return
-            if state["phase"] == "student":
+            if student_running():
                 state["events"].append(f"blocked {event}")
                 raise ValueError(f"{event} is not available while grading")
             return
@@ -534,7 +609,7 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
                 reserve.clear()  # room to report
             result.update(
                 ok=False,
-                ename=type(exc).__name__[:100],
+                ename=_type_name(exc),
                 memory=memory,
                 evalue=_safe_str(exc)[:300],
                 origin=_origin(exc, gid),
@@ -583,6 +658,99 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             return
 
 
+#: the functions that start and stop the autograd profiler (``torch._C._autograd``)
+PROFILER_CONTROLS = (
+    "_prepare_profiler",
+    "_enable_profiler",
+    "_disable_profiler",
+    "_enable_profiler_legacy",
+    "_disable_profiler_legacy",
+)
+#: process-wide machinery student code must not touch, by the module that defines it:
+#: the profiler (the guard's trace), the dispatcher's kernel registry (a Python kernel for
+#: ``aten::clone`` would rewrite records after the guard ended), new Python threads (the
+#: profiler and the tracer follow one thread only) and the CPU thread pools (other workers)
+SEALED = {
+    "torch._C._autograd": PROFILER_CONTROLS,
+    "torch._C": ("_dispatch_library", "set_num_threads", "set_num_interop_threads"),
+    "_thread": ("start_new_thread", "start_new", "start_joinable_thread"),
+}
+PROFILER_EVENT = "course_grade.profiler_control"
+SEALED_EVENT = "course_grade.sealed"
+#: operator namespaces no library may register kernels in while grading
+PROTECTED_NAMESPACES = frozenset({"aten", "prims", "prim", "_refs", "quantized", "sparse", ""})
+
+
+def _seal(modules: dict | None = None) -> dict:
+    """Replace every module attribute (any loaded module) bound to a :data:`SEALED` function.
+
+    Each stand-in raises ``RuntimeError`` after an audit event the runner's hook reports.
+    Returns ``unseal()`` (put the originals back, for the guard's own profiler start/stop)
+    and ``reseal()``. The originals live only in these two closures; a stand-in's only
+    closure cells are ``sys.audit`` and its name.
+    """
+    modules = sys.modules if modules is None else modules
+    audit = sys.audit
+    originals: dict[int, tuple[object, object]] = {}  # id -> (original, stand-in)
+    for home, names in SEALED.items():
+        mod = modules.get(home)
+        for name in names:
+            fn = getattr(mod, name, None) if mod is not None else None
+            if fn is None:
+                continue
+            event = PROFILER_EVENT if name in PROFILER_CONTROLS else SEALED_EVENT
+
+            def reserved(*args, _event=event, _name=name, **kwargs):  # noqa: ANN002, ANN003, ANN202
+                box: list = []  # the hook may answer an allowed call (see ALLOWED_LIBRARIES)
+                audit(_event, _name, args, kwargs, box)
+                if box:
+                    return box[0]
+                raise RuntimeError(f"{_name} is reserved for the grader while grading")
+
+            reserved.__name__ = reserved.__qualname__ = name
+            originals[id(fn)] = (fn, reserved)
+    sites = []  # (module dict, key, original, stand-in)
+    for mod in list(modules.values()):
+        d = getattr(mod, "__dict__", None) if mod is not None else None
+        if not isinstance(d, dict):
+            continue
+        for key, value in list(d.items()):
+            hit = originals.get(id(value))
+            if hit is not None and hit[0] is value:
+                sites.append((d, key, value, hit[1]))
+
+    def reseal() -> None:
+        for d, key, _, stand_in in sites:
+            d[key] = stand_in
+
+    def unseal() -> None:
+        for d, key, value, _ in sites:
+            d[key] = value
+
+    by_name = {n: fn for fn, _ in originals.values() for n in (getattr(fn, "__name__", ""),)}
+
+    def call(name: str, args: tuple, kwargs: dict):  # noqa: ANN202
+        return by_name[name](*args, **kwargs)
+
+    reseal()
+    return {"unseal": unseal, "reseal": reseal, "call": call}
+
+
+def _library_allowed(args: tuple) -> bool:
+    """May ``torch._C._dispatch_library(kind, namespace, ...)`` run? Not for the core operators.
+
+    torch registers libraries of its own lazily (``torch._dynamo`` on an optimiser's first
+    step: ``_c10d_functional``, ``_inductor_test``, ...); a kernel for an ``aten``/``prims``
+    operator would change what the grader's own tensor code computes.
+    """
+    return (
+        len(args) >= 2
+        and type(args[1]) is str
+        and args[1] not in PROTECTED_NAMESPACES
+        and not args[1].startswith(("aten", "prim"))
+    )
+
+
 def _no_signal(signalnum, handler, *, _orig=None, _state=None):  # noqa: ANN001, ANN202
     """``signal.signal`` while grading: refused for student code."""
     if _state is not None and _state["phase"] == "student":
@@ -608,15 +776,20 @@ def _process_start() -> float:
 
 
 def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(BaseException.__str__(exc))
-    except Exception:  # noqa: BLE001
-        return ""
+    """The exception's plain-string arguments; never calls a ``__str__``/``__repr__`` of its own."""
+    args = BaseException.args.__get__(exc)
+    return "; ".join(a for a in args if type(a) is str)
+
+
+def _type_name(exc: BaseException) -> str:
+    """``type(exc).__name__`` from the type slot (a metaclass property is not consulted)."""
+    name = type.__dict__["__name__"].__get__(type(exc))
+    return "".join(c for c in name if c.isalnum() or c == "_")[:100] or "Error"
 
 
 def _origin(exc: BaseException, gid: str) -> str:
     """'student' when the innermost frame of the traceback is student code, else 'test'."""
-    tb, origin = exc.__traceback__, "test"
+    tb, origin = BaseException.__traceback__.__get__(exc), "test"
     while tb is not None:  # the innermost cell frame decides
         name = tb.tb_frame.f_code.co_filename
         if name.startswith("<answer "):

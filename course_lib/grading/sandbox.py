@@ -33,6 +33,8 @@ import sysconfig
 from pathlib import Path
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
+#: size of the sandbox's writable working directory (a tmpfs; /tmp is another of 256 MB)
+WORKDIR_BYTES = 128 * 1024 * 1024
 
 _ETC_FILES = (
     "ld.so.cache",
@@ -164,7 +166,11 @@ def bwrap_argv(sandbox_dir: str, command: list[str]) -> list[str]:
     for root in _readonly_roots():
         if os.path.exists(root):
             argv += ["--ro-bind", root, root]
-    argv += ["--remount-ro", "/", "--bind", sandbox_dir, sandbox_dir]
+    # the working directory is a sized tmpfs too: a submission cannot fill the host's disk
+    # (the parent reads nothing back from it; it is gone when the sandbox ends)
+    argv += ["--remount-ro", "/", "--size", str(WORKDIR_BYTES), "--tmpfs", sandbox_dir]
+    argv += ["--dir", os.path.join(sandbox_dir, ".ipython")]
+    argv += ["--dir", os.path.join(sandbox_dir, ".mpl")]
     argv += ["--chdir", sandbox_dir, "--clearenv"]
     for key, value in kernel_env(sandbox_dir).items():
         argv += ["--setenv", key, value]
