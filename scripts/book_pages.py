@@ -60,7 +60,8 @@ CHAPTERS = [
         "02_convolutions",
         "Convolutions",
         "D, A",
-        "convolution maths, filters, padding/stride/dilation, pooling, receptive fields, CNN priors",
+        "convolution maths, filters, padding/stride/dilation, pooling, receptive fields, CNN priors, "
+        "MLP vs ConvNet",
     ),
     Chapter(
         "03_classic_architectures",
@@ -72,19 +73,22 @@ CHAPTERS = [
         "04_residual_networks",
         "Residual networks",
         "A, D",
-        "degradation, residual learning, highway nets, ResNet v1/v2, bottlenecks, WRN, DenseNet",
+        "degradation, residual learning, highway nets, ResNet v1/v2, bottlenecks, WRN, ResNeXt, "
+        "DenseNet",
     ),
     Chapter(
         "05_evaluating_classifiers",
         "Evaluating classifiers",
         "A",
-        "precision/recall/F1, averages, ROC/PR, MCC, splits, cross-validation, Wilcoxon test",
+        "precision/recall/F1, averages, ROC/PR, MCC, splits, cross-validation (grouped, "
+        "time-series, nested), Wilcoxon test",
     ),
     Chapter(
         "06_calibration_uncertainty",
         "Calibration and uncertainty",
         "A, B",
-        "ECE/MCE/AdaECE, reliability diagrams, temperature scaling, ensembles, MC dropout",
+        "ECE/MCE/AdaECE, reliability diagrams, temperature, Platt and isotonic scaling, "
+        "ensembles, MC dropout",
     ),
     Chapter(
         "07_overfitting_capacity",
@@ -109,6 +113,20 @@ CHAPTERS = [
         "Optimisation",
         "C, E, B",
         "SGD, momentum, Nesterov, Adam/AdamW, schedules and warmup, batch size, sharp vs flat minima",
+    ),
+    Chapter(
+        "11_looking_inside_a_cnn",
+        "Looking inside a CNN",
+        "D, A",
+        "filters and feature maps, receptive fields, feature visualisation, saliency, integrated "
+        "gradients, Grad-CAM, sanity checks, circuits and ablation",
+    ),
+    Chapter(
+        "12_practice_of_training",
+        "The practice of training",
+        "D, E, B",
+        "data quality, loss design, curriculum learning, experiment logging, hyperparameter "
+        "search, mixed precision, gradient clipping, test-time augmentation",
     ),
 ]
 
@@ -167,6 +185,20 @@ EXERCISES = [
         "Optimisers and schedules",
         ("10_optimisation",),
         "SGD with momentum and Nesterov, Adam and AdamW steps, a warmup + cosine learning-rate schedule",
+    ),
+    Exercise(
+        "ex08_interpretability",
+        "Looking inside a CNN",
+        ("11_looking_inside_a_cnn",),
+        "gradient saliency, integrated gradients (right Riemann sum), Grad-CAM, channel ablation "
+        "with a forward hook",
+    ),
+    Exercise(
+        "ex09_training_practice",
+        "The practice of training",
+        ("12_practice_of_training",),
+        "a CSV logging callback, teacher-loss difficulty scores, a paced easy-to-hard curriculum, "
+        "global gradient-norm clipping by hand",
     ),
 ]
 

@@ -105,6 +105,7 @@ def test_train_variant_is_reproducible_and_learns():
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
     scores = variant_scores(runs[0][1], val, val)
     assert scores["test acc"] > 0.9 and scores["epochs"] == 15
+    assert scores["test acc"] == pytest.approx(runs[0][1].evaluate(val)["acc"])
     assert scores["gap"] == pytest.approx(scores["train acc"] - scores["test acc"])
     assert 0.25 <= scores["mean confidence"] <= 1
 

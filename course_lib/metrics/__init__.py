@@ -8,6 +8,8 @@ One module per idea, all re-collected here (``from course_lib import metrics as 
 * :mod:`course_lib.metrics.ranking`: ROC and precision-recall curves, AUROC, average precision;
 * :mod:`course_lib.metrics.calibration`: log loss, Brier score, reliability curve, ECE, MCE,
   adaptive ECE, temperature scaling;
+* :mod:`course_lib.metrics.recalibration`: one-vs-rest Platt scaling and isotonic calibration
+  of logits (the per-class alternatives to temperature scaling);
 * :mod:`course_lib.metrics.comparison`: the Wilcoxon signed-rank test for two classifiers.
 
 Train/validation/test splits and cross-validation folds are data, not metrics: they live in
@@ -77,6 +79,7 @@ from course_lib.metrics.ranking import (
     roc_auc_score,
     roc_curve,
 )
+from course_lib.metrics.recalibration import IsotonicCalibrator, PlattScaler
 
 __all__ = [
     # classification
@@ -105,6 +108,9 @@ __all__ = [
     "maximum_calibration_error",
     "adaptive_calibration_error",
     "TemperatureScaler",
+    # recalibration
+    "PlattScaler",
+    "IsotonicCalibrator",
     # comparison
     "WilcoxonResult",
     "wilcoxon_signed_rank",

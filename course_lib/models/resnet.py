@@ -262,6 +262,7 @@ class ResNet(nn.Module):
     (32x32 inputs); ``stem="imagenet"`` is a 7x7/2 conv and a 3x3/2 max-pool (224x224 inputs).
     Pre-activation blocks get a final BN-ReLU before pooling. ``drop_path`` is the drop
     probability of the LAST block; earlier blocks use a linear ramp ``drop_path * l / L``.
+    ``block_kwargs`` go to every block (e.g. ResNeXt's ``cardinality`` and ``base_width``).
     """
 
     def __init__(
@@ -277,6 +278,7 @@ class ResNet(nn.Module):
         plain: bool = False,
         drop_path: float = 0.0,
         dropout: float = 0.0,
+        block_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
         if plain and drop_path > 0:
@@ -316,6 +318,7 @@ class ResNet(nn.Module):
                         residual=not plain,
                         drop_path=drop_path * index / total,
                         dropout=dropout,
+                        **(block_kwargs or {}),
                     )
                 )
                 channels = width * block.expansion

@@ -1,0 +1,111 @@
+"""Round-trip variants for ex09_training_practice (see course_lib/grading/README.md, "Variants")."""
+
+# appends to an existing file instead of starting a fresh one (and writes the header each fit)
+CSV_APPENDS = """
+class CSVLogger(Callback):
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def on_fit_start(self, trainer) -> None:
+        self.fields = None
+
+    def on_epoch_end(self, trainer, epoch, logs) -> None:
+        row = {"epoch": epoch, **logs}
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if self.fields is None:
+                self.fields = list(row)
+                writer.writerow(self.fields)
+            writer.writerow([row[k] for k in self.fields])
+"""
+
+CSV_CALLS_LIBRARY = """
+from course_lib.tracking import CSVLogger as _Lib
+
+class CSVLogger(_Lib):
+    pass
+"""
+
+# forgets evaluation mode: dropout is active while scoring
+SCORES_TRAIN_MODE = """
+def difficulty_scores(teacher, x, y):
+    with torch.no_grad():
+        return F.cross_entropy(teacher(x), y, reduction="none")
+"""
+
+SCORES_CALLS_LIBRARY = """
+from course_lib.curriculum import difficulty_scores as _lib
+
+def difficulty_scores(teacher, x, y):
+    return _lib(teacher, x, y)
+"""
+
+# rounds the number of available examples down (and may give none)
+CURRICULUM_FLOOR = """
+def curriculum_indices(scores, t, total, start=0.2, full_at=0.5):
+    order = torch.argsort(scores, stable=True)
+    g = start + (1 - start) * min(1.0, t / (full_at * total))
+    return order[: int(g * len(scores))]
+"""
+
+# clips each parameter's gradient by its own norm instead of the global norm
+CLIP_PER_PARAMETER = """
+def clip_grad_norm(parameters, max_norm):
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = torch.sqrt(sum((g ** 2).sum() for g in grads))
+    for g in grads:
+        g.mul_(torch.clamp(max_norm / (g.norm() + 1e-6), max=1.0))
+    return total
+"""
+
+CLIP_CALLS_TORCH = """
+def clip_grad_norm(parameters, max_norm):
+    return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+"""
+
+VARIANTS = {
+    "csv_appends": {
+        "answers": {"CSVLogger": CSV_APPENDS},
+        "expect": {"test_csvlogger_fresh": 0},
+    },
+    "csv_calls_library": {
+        "answers": {"CSVLogger": CSV_CALLS_LIBRARY},
+        "expect": {
+            "test_csvlogger_visible": 0,
+            "test_csvlogger_hidden": 0,
+            "test_csvlogger_fresh": 0,
+        },
+    },
+    "scores_train_mode": {
+        "answers": {"difficulty_scores": SCORES_TRAIN_MODE},
+        "expect": {"test_difficulty_scores_hidden": 0},
+    },
+    "scores_calls_library": {
+        "answers": {"difficulty_scores": SCORES_CALLS_LIBRARY},
+        "expect": {"test_difficulty_scores_visible": 0, "test_difficulty_scores_hidden": 0},
+    },
+    "curriculum_floor": {
+        "answers": {"curriculum_indices": CURRICULUM_FLOOR},
+        "expect": {
+            "test_curriculum_indices_visible": 0,
+            "test_curriculum_indices_hidden": 0,
+            "test_curriculum_indices_ties": 0,
+        },
+    },
+    "clip_per_parameter": {
+        "answers": {"clip_grad_norm": CLIP_PER_PARAMETER},
+        "expect": {
+            "test_clip_grad_norm_visible": 0,
+            "test_clip_grad_norm_hidden": 0,
+            "test_clip_grad_norm_global": 0,
+        },
+    },
+    "clip_calls_torch": {
+        "answers": {"clip_grad_norm": CLIP_CALLS_TORCH},
+        "expect": {
+            "test_clip_grad_norm_visible": 0,
+            "test_clip_grad_norm_hidden": 0,
+            "test_clip_grad_norm_global": 0,
+        },
+    },
+}
