@@ -26,40 +26,11 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+from bare_loop import bare_epoch, small_cnn
 
 from course_lib.data import TensorLoader, load_dataset, subset
 from course_lib.runtime import get_device, seed_everything
 from course_lib.train import Trainer
-
-
-def small_cnn() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
-    )  # fmt: skip
-
-
-def bare_epoch(model, opt, loader, device, amp_dtype=None, memory_format=None) -> float:
-    """The loop a student writes: forward, loss, backward, step, running loss and accuracy."""
-    model.train()
-    loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
-    for xb, yb in loader:
-        xb, yb = xb.to(device), yb.to(device)
-        if memory_format is not None:
-            xb = xb.contiguous(memory_format=memory_format)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach() * yb.shape[0]
-        correct += (logits.argmax(1) == yb).sum()
-        n += yb.shape[0]
-    return float(loss_sum) / n
 
 
 def quartiles(values: list[float]) -> tuple[float, float]:

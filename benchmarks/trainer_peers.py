@@ -43,21 +43,13 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from bare_loop import bare_epoch, small_cnn
 
 from course_lib.data import TensorLoader, load_dataset, subset
 from course_lib.runtime import seed_everything
 from course_lib.train import Trainer
 
 PEERS = ("bare", "course", "fabric", "lightning")
-
-
-def small_cnn() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
-    )  # fmt: skip
 
 
 def fresh(ds, device, batch_size):
@@ -69,19 +61,7 @@ def fresh(ds, device, batch_size):
 
 def run_bare(model, opt, loader, epochs, device) -> None:
     for _ in range(epochs):
-        model.train()
-        loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
-        for xb, yb in loader:
-            xb, yb = xb.to(device), yb.to(device)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * yb.shape[0]
-            correct += (logits.argmax(1) == yb).sum()
-            n += yb.shape[0]
-        float(loss_sum), float(correct)  # the epoch's numbers reach the host, as in a log
+        bare_epoch(model, opt, loader, device)
 
 
 def run_course(model, opt, loader, epochs, device) -> None:

@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from model_oracle import meta_count, torchvision_twin
 from torch import nn
 
-from course_lib.models import count_parameters
 from course_lib.models.blocks import DenseBlock, Transition
 from course_lib.models.densenet import DenseNet, densenet121, densenet_cifar
-
-META = torch.device("meta")
-
-
-def meta_count(builder, *args, **kwargs) -> int:
-    with META:
-        return count_parameters(builder(*args, **kwargs))
 
 
 @pytest.mark.parametrize("num_classes", [1000, 10])
@@ -28,18 +21,7 @@ def test_densenet121_count_equals_torchvision(num_classes):
 
 
 def test_densenet121_gives_torchvision_outputs_with_its_weights():
-    torch.manual_seed(0)
-    theirs = torchvision.models.densenet121(weights=None).eval()
-    with torch.no_grad():
-        for m in theirs.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-    ours = densenet121().eval()
-    a, b = ours.state_dict(), theirs.state_dict()
-    assert [v.shape for v in a.values()] == [v.shape for v in b.values()]
-    ours.load_state_dict(dict(zip(a, b.values())))
+    ours, theirs = torchvision_twin(densenet121(), torchvision.models.densenet121(weights=None))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-4)

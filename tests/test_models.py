@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from model_oracle import META, meta_count
 from torch import nn
 
 from course_lib import models as M
@@ -24,14 +25,6 @@ from course_lib.models.inception import GOOGLENET_TABLE
 from course_lib.models.init import init_weights, kaiming_init_, signal_stats, xavier_init_
 from course_lib.models.lenet import LENET_C3_TABLE
 from course_lib.regularisers import DropPath
-
-META = torch.device("meta")
-
-
-def meta_count(builder, *args, **kwargs) -> int:
-    """Count parameters without allocating them (fast even for 140M-parameter VGGs)."""
-    with META:
-        return count_parameters(builder(*args, **kwargs))
 
 
 # ---------------------------------------------------------------------------

@@ -5,25 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from model_oracle import meta_count, torchvision_twin
 from torch import nn
 
 from course_lib import models as M
 from course_lib.models import count_parameters
 from course_lib.models.resnext import ResNeXtBlock, resnext50_32x4d, resnext_cifar
-
-META = torch.device("meta")
-
-
-def meta_count(builder, *args, **kwargs) -> int:
-    with META:
-        return count_parameters(builder(*args, **kwargs))
-
-
-def load_in_order(target: nn.Module, source: nn.Module) -> None:
-    """Copy ``source``'s state_dict into ``target`` position by position (names differ)."""
-    ours, theirs = target.state_dict(), source.state_dict()
-    assert [v.shape for v in ours.values()] == [v.shape for v in theirs.values()]
-    target.load_state_dict(dict(zip(ours, theirs.values())))
 
 
 @pytest.mark.parametrize("num_classes", [1000, 10])
@@ -36,16 +23,8 @@ def test_resnext50_count_equals_torchvision(num_classes):
 
 
 def test_resnext50_gives_torchvision_outputs_with_its_weights():
-    torch.manual_seed(0)
-    theirs = torchvision.models.resnext50_32x4d(weights=None).eval()
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so that a misplaced BN shows
-        for m in theirs.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-    ours = resnext50_32x4d().eval()
-    load_in_order(ours, theirs)
+    theirs = torchvision.models.resnext50_32x4d(weights=None)
+    ours, theirs = torchvision_twin(resnext50_32x4d(), theirs)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-4)
