@@ -300,3 +300,35 @@ def test_validate_passes_a_correct_notebook_and_fails_a_blank_one(run, tmp_path,
     broken = tmp_path / "broken.ipynb"
     broken.write_text("{")
     assert main(["validate", str(broken)]) == 2
+
+
+def test_attacks_on_the_runner_itself_are_refused_by_rule(run):
+    """The grader's helpers, code names, new threads/processes and /proc memory: by class."""
+    students = run.report["students"]
+    for sid in (
+        "x_guard_pop",
+        "x_renamed_code",
+        "x_exec_finalizer",
+        "x_new_tasks",
+        "x_proc_memory_routes",
+    ):
+        assert students[sid]["status"] == "ok" and students[sid]["total"] == 0, sid
+    flags = {sid: "\n".join(students[sid]["flags"]) for sid in students}
+    # record()/forbidden() answer only to the code objects the runner compiled from test cells
+    for what in ("forbidden()", "record()"):
+        assert f"runtime: blocked {what} called from student code" in flags["x_guard_pop"], what
+    # no code object can be renamed to a test cell's or a library's file name
+    for route in ("creating a code object", "_fix_co_filename", "compile as <test forged>"):
+        assert f"softmax: runtime: blocked {route}" in flags["x_renamed_code"], route
+    assert "test_softmax_hidden: runtime: blocked sys._getframe" in flags["x_renamed_code"]
+    # code compiled by exec is student code too, also while the runner is trusted
+    for route in ("sys._getframe", "frame access (tb_frame)"):
+        assert f"softmax: runtime: blocked {route}" in flags["x_exec_finalizer"], route
+    # the kernel refuses new threads and processes (seccomp), whatever the Python route
+    tasks = _feedback(run, "x_new_tasks")
+    assert "NEW-TASKS: ['thread RuntimeError', 'process PermissionError']" in tasks, tasks[-3000:]
+    proc = _feedback(run, "x_proc_memory_routes")
+    routes = ("bytes", "slashes", "dir_fd", "root_fd", "symlink", "chdir")
+    assert "PROC-MEM: [" + ", ".join(f"'{r} PermissionError'" for r in routes) + "]" in proc, proc[
+        -3000:
+    ]

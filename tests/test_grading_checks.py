@@ -137,3 +137,18 @@ def test_forbidden_public_name_also_blocks_its_defining_module():
             with pytest.raises(ForbiddenCallError, match="course_lib.metrics.roc_curve"):
                 route(np.array([0, 1]), np.array([0.2, 0.8]))
     assert metrics.roc_curve is original and ranking.roc_curve is original
+
+
+def test_plain_never_runs_a_torch_dispatch_subclass():
+    """A wrapper subclass runs its own code for every operator: plain() returns it untouched."""
+    ran = []
+
+    class Wrapper(torch.Tensor):
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            ran.append(func)
+            return torch.zeros(2)
+
+    w = torch.Tensor._make_wrapper_subclass(Wrapper, (2,))
+    assert plain(w) is w and ran == []
+    assert type(plain(torch.nn.Parameter(torch.ones(2)))) is torch.Tensor

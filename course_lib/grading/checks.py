@@ -222,12 +222,15 @@ def _bind_grading(sink: Any, guard: Any) -> None:
 def plain(value: Any) -> Any:
     """Return a trusted copy of a student's result: a plain ``torch.Tensor`` (detached, cloned).
 
-    Tensor subclasses are stripped with ``torch_function`` disabled (their methods never run),
+    Tensor subclasses are stripped with ``torch_function`` disabled (their methods never run);
+    a subclass with ``__torch_dispatch__`` is returned unchanged (recorded as non-numeric),
     numpy arrays and Python numbers/lists become tensors. Values that are not numeric
     (modules, strings, ``None``) are returned unchanged so that :func:`assert_close` can report
     a type error.
     """
     if isinstance(value, torch.Tensor):
+        if torch._C._dispatch_keys(value).has(torch._C.DispatchKey.Python):
+            return value  # a __torch_dispatch__ subclass: any operator on it runs its code
         with torch._C.DisableTorchFunctionSubclass():
             base = torch.Tensor.as_subclass(value, torch.Tensor)
             out = torch.Tensor.clone(torch.Tensor.detach(base))

@@ -1,6 +1,6 @@
 """The grading kernel: runs one rebuilt notebook cell by cell inside the sandbox.
 
-``python -m course_lib.grading.runner`` is started by the parent (inside bubblewrap, see
+``python -c "from course_lib.grading.runner import main; main()"`` is started by the parent (inside bubblewrap, see
 :mod:`course_lib.grading.sandbox`) once per submission. It is a plain Python process, not an
 IPython kernel: no ZMQ, no TCP, no ``In``/``Out``/``_ih`` history, no ``get_ipython``. The parent
 sends the cells **one at a time** over stdin (JSON lines) and reads one JSON line per cell back:
@@ -23,9 +23,14 @@ student cell it:
    :mod:`course_lib.grading.checks` (reading or writing them is then refused);
 3. snapshots the namespaces of the loaded library modules and the classes test code relies on;
    the snapshot is restored before every test cell, every ``forbidden`` block and every record;
-4. installs an audit hook (``sys.addaudithook``: it cannot be removed) that refuses frame, trace,
-   ``gc`` and ``ctypes`` access, new audit hooks, processes and ``/proc/*/mem``, and reports
-   every module imported while student code runs.
+4. loads a seccomp filter (:mod:`course_lib.grading.syscalls`): from then on the kernel starts
+   no thread or process for this runner, by any route;
+5. installs an audit hook (``sys.addaudithook``: it cannot be removed) that refuses frame, trace,
+   ``gc`` and ``ctypes`` access, new audit hooks, processes, new code objects, process memory
+   files under ``/proc``, and reports every module imported while student code runs.
+
+``record`` and ``forbidden`` answer only to the code objects the runner compiled from test and
+setup cells (checked by identity, see ``called_from_test``), never to student code.
 
 Answer and setup cells run in the notebook namespace (``__main__``); test cells run in a
 separate namespace that only trusted code can see (student functions are copied into it), so a
@@ -103,8 +108,15 @@ _BLOCKED_IMPORTS = frozenset(
         "_xxsubinterpreters",
         "faulthandler",
         "gc",
+        # sealed or process-starting machinery: a fresh copy would hold the originals
+        "_thread",
+        "_posixsubprocess",
+        "torch._C",
+        "torch._C._autograd",
     }
 )
+#: code-object file names that mark the runner's own cells; student code may not make them
+_RESERVED_FILENAMES = ("<test ", "<setup ", "<answer ")
 
 
 class _Capture(io.TextIOBase):
@@ -174,7 +186,14 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
     _ = [e.name for e in _warm.function_events]
     with checks.forbidden("torch.nn.functional.softmax"):
         torch.ones(2).exp()
+    w = torch.ones(3, requires_grad=True)
+    (w * w).sum().backward()  # autograd's lazy initialisation, before threads are refused
     t_import = time.time() - t0
+
+    # no process or thread starts from here on, whatever the route (see syscalls.py)
+    from course_lib.grading.syscalls import deny_new_tasks
+
+    syscall_filter = deny_new_tasks()
 
     # process-wide machinery belongs to the grader (see SEALED): e.g. a student's own
     # _disable_profiler() during the guard's session deadlocks or crashes kineto in some runs
@@ -205,6 +224,41 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
         "in_hook": False,
     }
     _getframe = sys._getframe
+    serve_frame = _getframe()
+    trusted_files = _trusted_roots()
+    # The code objects of the instructor's cells, by identity: the runner compiles them, so no
+    # student code can make one (a file name can be rewritten, e.g. by _imp._fix_co_filename)
+    instructor_codes: set[int] = set()
+    instructor_refs: list = []  # keeps every id above alive, so that it is never reused
+    entry_codes = frozenset(
+        id(c)
+        for c in (
+            checks.record.__code__,
+            checks.forbidden.__enter__.__code__,
+            checks.forbidden.__exit__.__code__,
+        )
+    )
+
+    def called_from_test() -> bool:
+        """Is the caller of ``record``/``forbidden`` an instructor's cell (not student code)?
+
+        The stack must read: this runner's sink or guard, the real entry point in
+        :mod:`course_lib.grading.checks`, then a code object the runner compiled from a test or
+        setup cell.
+        """
+        state["in_hook"] = True
+        try:
+            entry, caller = _getframe(2).f_code, _getframe(3).f_code
+        except Exception:  # noqa: BLE001 - a stack too short is no test's
+            return False
+        finally:
+            state["in_hook"] = False
+        return id(entry) in entry_codes and id(caller) in instructor_codes
+
+    def refuse_caller(what: str) -> None:
+        state["events"].append(f"blocked {what} called from student code")
+        cell["violations"].append(f"{what} was called from your code (reserved for the tests)")
+        raise RuntimeError(f"{what} is reserved for the test cells while grading")
 
     # --- 1. snapshot of library namespaces -------------------------------------------------
     def _wanted(name: str) -> bool:
@@ -265,6 +319,8 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
     cell = {"gid": None, "records": {}, "dup": [], "foreign": [], "violations": []}
 
     def sink(key, value, atol, rtol) -> None:  # noqa: ANN001
+        if not called_from_test():
+            refuse_caller("record()")
         restore()
         if not isinstance(key, str) or "/" not in key or key.count("/") != 1:
             raise ValueError(f"record(): key {key!r} must look like '<grade id>/<name>'")
@@ -305,6 +361,8 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             return self.stack[-1][-1]
 
         def enter(self, targets: tuple[str, ...]) -> None:
+            if not called_from_test():
+                refuse_caller("forbidden()")
             restore()
             roots, codes, ops = _code_roots(targets)
             marker = f"cg-marker-{os.urandom(8).hex()}"
@@ -332,6 +390,8 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             self.stack.append((prof, marker, ops, hits, bool(roots or codes), _len_dispatch()))
 
         def exit(self) -> str | None:
+            if not called_from_test():
+                refuse_caller("forbidden()")
             prof, marker, ops, hits, traced, depth = self.stack[-1]
             if traced:
                 state["allow_profile"] = True
@@ -378,7 +438,16 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
                 obj = getattr(owner, attr)
             except Exception:  # noqa: BLE001
                 continue
-            for fn in (obj, getattr(obj, "__init__", None), getattr(type(obj), "__call__", None)):  # noqa: B004
+            fns = [obj, getattr(obj, "__init__", None), getattr(type(obj), "__call__", None)]  # noqa: B004
+            inner = obj
+            for _ in range(
+                8
+            ):  # decorators: functools.wraps, contextmanager, typing_extensions.deprecated
+                inner = getattr(inner, "__wrapped__", None)
+                if inner is None:
+                    break
+                fns.append(inner)
+            for fn in fns:
                 code = getattr(fn, "__code__", None)
                 # a decorator's wrapper (torch's no_grad decorate_context) is shared: skip it
                 if code is not None and code.co_name in (attr, "__init__", "__call__"):
@@ -439,14 +508,25 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
         try:
             f = _getframe(2)
             for _ in range(1000):
-                if f is None:
+                if f is None or f is serve_frame:
                     return False
-                if f.f_code.co_filename.startswith("<answer "):
+                if is_student(f.f_code):
                     return True
                 f = f.f_back
             return True  # a stack this deep is not the runner's own
         finally:
             state["in_hook"] = False
+
+    def is_student(code) -> bool:  # noqa: ANN001
+        """Code that is neither an instructor's cell nor from Python's or a library's files."""
+        if id(code) in instructor_codes:
+            return False
+        name = code.co_filename
+        if name.startswith(_RESERVED_FILENAMES) or not isinstance(name, str):
+            return True  # an answer cell, or a renamed code object
+        if name.startswith("<frozen "):
+            return False
+        return not name.startswith(trusted_files)  # exec'd strings, files the student wrote
 
     def hook(event: str, args: tuple) -> None:
         if event == PROFILER_EVENT:
@@ -466,6 +546,16 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             ):
                 list.append(args[3], _controls["call"](what, args[1], args[2]))
                 return
+            if what == "_fix_co_filename" and len(args) == 4 and type(args[3]) is list:
+                call = args[1]
+                if not student_running() or (
+                    len(call) == 2
+                    and type(call[0]) is types.CodeType
+                    and type(call[1]) is str
+                    and call[0].co_filename == call[1]
+                ):  # the grader's own imports, or a library's .pyc that already has its name
+                    list.append(args[3], _controls["call"](what, args[1], args[2]))
+                    return
             state["events"].append(f"blocked {what}")
             if guard.stack:
                 cell["violations"].append(f"{what} was called (reserved for the grader)")
@@ -517,14 +607,13 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             try:
                 f, blocked = _getframe(1), state["phase"] == "student"
                 for _ in range(500):
-                    if f is None:
+                    if f is None or f is serve_frame:
                         break
-                    name = f.f_code.co_filename
-                    if name.startswith("<answer "):
-                        blocked = True
-                        break
-                    if name.startswith(("<test ", "<setup ")):
+                    if id(f.f_code) in instructor_codes:
                         blocked = False
+                        break
+                    if is_student(f.f_code):
+                        blocked = True
                         break
                     f = f.f_back
             finally:
@@ -540,11 +629,26 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
                 state["events"].append(f"blocked {event}")
                 raise ValueError(f"{event} is not available while grading")
             return
+        if event == "code.__new__" and student_running():
+            # a new code object could carry any file name, e.g. that of a test cell
+            state["events"].append("blocked creating a code object")
+            raise RuntimeError("creating code objects is not allowed while grading")
+        if event == "compile" and len(args) > 1 and student_running():
+            name = os.fsdecode(args[1]) if isinstance(args[1], str | bytes) else ""
+            if name.startswith(_RESERVED_FILENAMES):
+                state["events"].append(f"blocked compile as {name[:40]}")
+                raise RuntimeError("that file name is reserved for the grader's cells")
+            return
         if event == "open":
-            path = str(args[0]) if args and isinstance(args[0], str | bytes) else ""
-            if path.startswith("/proc/") and path.endswith(("/mem", "/maps", "/pagemap")):
-                state["events"].append(f"blocked open({path})")
-                raise PermissionError(f"{path} is not readable while grading")
+            path = args[0] if args else None
+            if isinstance(path, str | bytes) and _proc_memory(path) and student_running():
+                state["events"].append(f"blocked open({os.fsdecode(args[0])[:80]})")
+                raise PermissionError("process memory files are not readable while grading")
+            return
+        if event == "os.chdir" and args and isinstance(args[0], str | bytes):
+            if os.path.realpath(os.fsdecode(args[0])).startswith("/proc"):
+                state["events"].append("blocked chdir into /proc")
+                raise PermissionError("/proc is not a working directory while grading")
             return
 
     sys.addaudithook(hook)
@@ -558,6 +662,7 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             "t_import": round(t_import, 3),
             "vm_mb": vm_kb // 1024,
             "limit_mb": limit // 2**20,
+            "syscall_filter": syscall_filter,
         },
         proto_fd,
         _write,
@@ -583,6 +688,8 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
                 msg["source"], f"<{kind} {gid or msg.get('index')}>", "exec", dont_inherit=True
             )
             del msg
+            if kind in ("test", "setup"):
+                _collect_codes(code, instructor_codes, instructor_refs)
             if kind == "test":
                 restore()
                 for key, value in main_mod.__dict__.items():
@@ -674,11 +781,50 @@ SEALED = {
     "torch._C._autograd": PROFILER_CONTROLS,
     "torch._C": ("_dispatch_library", "set_num_threads", "set_num_interop_threads"),
     "_thread": ("start_new_thread", "start_new", "start_joinable_thread"),
+    # renames a code object in place (the import system's fix-up after loading a .pyc)
+    "_imp": ("_fix_co_filename",),
 }
 PROFILER_EVENT = "course_grade.profiler_control"
 SEALED_EVENT = "course_grade.sealed"
 #: operator namespaces no library may register kernels in while grading
 PROTECTED_NAMESPACES = frozenset({"aten", "prims", "prim", "_refs", "quantized", "sparse", ""})
+
+
+def _trusted_roots() -> tuple[str, ...]:
+    """Directories of Python's and the installed libraries' files (read-only in the sandbox)."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    roots = {os.path.dirname(os.__file__), *site.getsitepackages()}
+    roots |= {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # course_lib
+    both = {r for root in roots if root for r in (root, os.path.realpath(root))}
+    return tuple(sorted(os.path.join(r, "") for r in both))
+
+
+def _collect_codes(code: types.CodeType, ids: set[int], refs: list) -> None:
+    """Add ``code`` and every code object nested in it (functions, classes, lambdas)."""
+    ids.add(id(code))
+    refs.append(code)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _collect_codes(const, ids, refs)
+
+
+def _proc_memory(path: str | bytes) -> bool:
+    """Would opening ``path`` reach a process's memory (``/proc/<pid>/mem`` and friends)?
+
+    Normalised first (bytes, ``//proc``, ``..``, symbolic links); a relative path opened with
+    ``dir_fd`` cannot be resolved here, so any file named like a memory file is refused, and so
+    is every directory under ``/proc`` (the ``dir_fd`` such a path would need).
+    """
+    text = os.fsdecode(path)
+    real = os.path.realpath(text)
+    for name in (os.path.normpath(text), real):
+        if os.path.basename(name) in ("mem", "pagemap", "maps", "smaps"):
+            return True
+    return real.startswith("/proc") and os.path.isdir(real)
 
 
 def _seal(modules: dict | None = None) -> dict:

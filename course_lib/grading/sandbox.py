@@ -5,7 +5,7 @@ The parent starts every submission's runner (:mod:`course_lib.grading.runner`) t
 
     bwrap --new-session --die-with-parent --unshare-net --unshare-pid ... \
           --ro-bind <only what Python needs> --bind <sandbox dir> <sandbox dir> --clearenv ... \
-          python -m course_lib.grading.runner
+          python -c "from course_lib.grading.runner import main; main()"
 
 The runner therefore sees a *whitelist* of the filesystem (``/usr``, a few ``/etc`` files, the
 Python installation, the virtual environment and the ``course_lib`` package), never the
@@ -123,6 +123,7 @@ def kernel_env(sandbox_dir: str) -> dict[str, str]:
         "PYTHONNOUSERSITE": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",  # no BLAS thread pool: the runner starts no threads (syscalls.py)
         "COURSE_PROFILE": "ci",
         "LANG": "C.UTF-8",
     }

@@ -40,12 +40,14 @@ SUSPICIOUS_ATTRS = frozenset(
         "_disable_current_modes", "__torch_dispatch__", "__torch_function__", "modules",
         "environ", "_exit", "addaudithook", "attrgetter", "methodcaller", "import_module",
         "ast_transformers", "input_transformers_post", "showtraceback", "set_custom_exc",
+        "__array_interface__", "__array_struct__", "as_strided", "_fix_co_filename",
     }
 )  # fmt: skip
 FLAGGED_PREFIXES = ("course_lib.grading", "importlib", "ctypes", "gc", "inspect", "sys.modules",
                     "subprocess", "socket", "signal", "threading", "multiprocessing", "os.system",
                     "builtins", "torch._C", "torch.utils._python_dispatch", "torch.overrides",
-                    "torch._dynamo", "torch.library")  # fmt: skip
+                    "torch._dynamo", "torch.library", "marshal", "_imp", "_posixsubprocess",
+                    "_thread", "numpy.lib.stride_tricks")  # fmt: skip
 
 
 def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:

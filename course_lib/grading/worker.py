@@ -1,6 +1,6 @@
 """Drive one grading runner from the trusted parent: start it, send cells, read what came back.
 
-:func:`run_cells` starts ``python -m course_lib.grading.runner`` in a fresh sandbox (one process
+:func:`run_cells` starts ``python -c "from course_lib.grading.runner import main; main()"`` in a fresh sandbox (one process
 per submission, no course directory, no gradebook), sends the cells one at a time and collects
 one result per cell. It reads the untrusted pipe defensively (bounded lines, JSON only, the
 token of the cell it sent) and ends in exactly one of these outcomes, decided by rule:
@@ -11,6 +11,9 @@ token of the cell it sent) and ends in exactly one of these outcomes, decided by
 | ``timeout`` | the parent's wall clock for the submission ran out first |
 | ``kernel-died`` | the pipe closed (the runner exited or was killed) before ``done`` |
 | ``tampered`` | a line on the pipe was not the answer the parent expected (wrong token, not JSON) |
+
+(The pool in :mod:`course_lib.grading.autograde` adds ``error`` when starting or driving a
+runner raised in the parent itself: a grader bug, reported as status ``error``.)
 
 The wall clock is checked before each read, so a runner that dies *and* runs out of time is a
 ``timeout`` only when the deadline passed before the pipe closed.

@@ -611,6 +611,127 @@ def softmax(x, dim=-1):
 """,
         },
     },
+    "guard_pop": {
+        "doc": "end the grader's forbidden block from inside the answer (forbidden().__exit__, "
+        "then a fresh __enter__ for the test to pop) and record the expected value itself",
+        "flagged": True,
+        "answers": {
+            "softmax": (
+                "from course_lib.grading.checks import forbidden, record\n"
+                "_T = []\n"
+                "def _try(step, name):\n"
+                "    try:\n        step()\n        _T.append(name + ' ran')\n"
+                "    except Exception as e:\n        _T.append(name + ' ' + type(e).__name__)\n"
+                "def softmax(x, dim=-1, _f=torch.softmax):\n"
+                "    _try(lambda: forbidden().__exit__(None, None, None), 'exit')\n"
+                "    _try(lambda: forbidden().__enter__(), 'enter')\n"
+                "    _try(lambda: record('test_softmax_hidden/rand0', _f(x, dim)), 'record')\n"
+                "    return _f(x, dim)\n"
+            ),
+        },
+    },
+    "renamed_code": {
+        "doc": "give student functions a test cell's or a library's file name (code.replace, "
+        "_imp._fix_co_filename, compile) so that sys._getframe reaches serve() and the guard",
+        "flagged": True,
+        "answers": {
+            "softmax": (
+                "import sys, os, _imp\n"
+                "_R = []\n"
+                "def _fr(depth):\n    return sys._getframe(depth)\n"
+                "def _rename(fn, name):\n    _imp._fix_co_filename(fn.__code__, name)\n"
+                "for _name, _how in (\n"
+                "    ('replace', lambda: setattr(_fr, '__code__', _fr.__code__.replace(co_filename='<test forged>'))),\n"
+                "    ('fix', lambda: _rename(_fr, os.__file__)),\n"
+                "    ('compile', lambda: compile('x = 1', '<test forged>', 'exec')),\n"
+                "):\n"
+                "    try:\n        _how()\n        _R.append(_name + ' ran')\n"
+                "    except Exception as e:\n        _R.append(_name + ' ' + type(e).__name__)\n"
+                "def softmax(x, dim=-1, _f=torch.softmax):\n"
+                "    for d in range(1, 8):\n"
+                "        try:\n            fl = _fr(d).f_locals\n"
+                "        except Exception as e:\n            _R.append('frame ' + type(e).__name__)\n            break\n"
+                "        if 'guard' in fl and 'cell' in fl:\n"
+                "            g, cell, orig = fl['guard'], fl['cell'], fl['guard'].exit\n"
+                "            g.exit = lambda: (orig(), cell['violations'].clear())[0]\n"
+                "            _R.append('reached serve')\n"
+                "    return _f(x, dim)\n"
+                "try:\n    _rename(softmax, os.__file__)\n"
+                "except Exception as e:\n    _R.append('fix softmax ' + type(e).__name__)\n"
+            ),
+        },
+    },
+    "exec_finalizer": {
+        "doc": "trusted_phase_finalizer with the class compiled by exec (its code is named "
+        "'<string>', not '<answer ...>'): the runner still sees student code on the stack",
+        "answers": {
+            "softmax": (
+                "_R = []\n"
+                "_SRC = (\n"
+                "    'import sys\\n'\n"
+                "    'class _Late(Exception):\\n'\n"
+                "    '    def __del__(self):\\n'\n"
+                "    '        for probe in (lambda: sys._getframe(1), lambda: self.__traceback__.tb_frame):\\n'\n"
+                "    '            try:\\n'\n"
+                "    '                _R.append(type(probe()).__name__)\\n'\n"
+                "    '            except Exception as e:\\n'\n"
+                "    '                _R.append(type(e).__name__)\\n'\n"
+                ")\n"
+                "exec(_SRC)\n"
+                "def softmax(x, dim=-1):\n    return torch.zeros_like(x)\n"
+                "raise _Late()\n"
+            ),
+        },
+    },
+    "new_tasks": {
+        "doc": "start a thread through a re-imported _thread, and a process with "
+        "_posixsubprocess.fork_exec (neither raises an audit event); the kernel refuses both",
+        "answers": {
+            "softmax": (
+                "import sys, importlib\n"
+                "_R = []\n"
+                "try:\n"
+                "    sys.modules.pop('_thread', None)\n"
+                "    _t = importlib.import_module('_thread')\n"
+                "    _t.start_new_thread(print, ())\n"
+                "    _R.append('thread ran')\n"
+                "except Exception as e:\n    _R.append('thread ' + type(e).__name__)\n"
+                "try:\n"
+                "    import os, _posixsubprocess\n"
+                "    _r, _w = os.pipe()\n"
+                "    _pid = _posixsubprocess.fork_exec(\n"
+                "        [b'/bin/true'], [b'/bin/true'], True, (), None, None, -1, -1, -1, -1, -1, -1,\n"
+                "        _r, _w, False, False, -1, None, None, None, -1, None, False)\n"
+                "    _R.append('process ran')\n"
+                "except Exception as e:\n    _R.append('process ' + type(e).__name__)\n"
+                "print('NEW-TASKS:', _R)\n"
+                "def softmax(x, dim=-1):\n"
+                "    return torch.zeros_like(x)\n"
+            ),
+        },
+    },
+    "proc_memory_routes": {
+        "doc": "open the runner's memory by routes the old /proc/*/mem check missed: a bytes "
+        "path, //proc, a dir_fd, a symbolic link, chdir",
+        "prefix": """
+import os
+_R = []
+for _name, _how in (
+    ("bytes", lambda: open(b"/proc/self/mem", "rb")),
+    ("slashes", lambda: open("//proc/self/mem", "rb")),
+    ("dir_fd", lambda: os.open("mem", os.O_RDONLY, dir_fd=os.open("/proc/self", os.O_RDONLY))),
+    ("root_fd", lambda: os.open("proc/self/mem", os.O_RDONLY, dir_fd=os.open("/", os.O_RDONLY))),
+    ("symlink", lambda: (os.symlink("/proc/self/mem", "m"), open("m", "rb"))),
+    ("chdir", lambda: (os.chdir("/proc/self"), open("mem", "rb"))),
+):
+    try:
+        _how()
+        _R.append(_name + " opened")
+    except Exception as _e:
+        _R.append(_name + " " + type(_e).__name__)
+print("PROC-MEM:", _R)
+""",
+    },
     "showtraceback": {
         "doc": "nbgrader's own exploit fixture: replace IPython's showtraceback so failing tests "
         "print nothing (nbgrader then scores them as passed)",

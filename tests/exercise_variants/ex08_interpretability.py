@@ -60,6 +60,18 @@ def ablate_channels(layer, channels):
     return layer.register_forward_hook(hook)
 """
 
+# the library's context manager captured in a default argument (a decorated target:
+# the guard follows ``__wrapped__`` to the generator function that does the work)
+ABLATE_CAPTURED = """
+import types
+import course_lib.interpret
+
+def ablate_channels(layer, channels, _cm=course_lib.interpret.ablate_channels):
+    cm = _cm(layer, channels)
+    cm.__enter__()
+    return types.SimpleNamespace(remove=lambda: cm.__exit__(None, None, None))
+"""
+
 VARIANTS = {
     "saliency_signed": {
         "answers": {"saliency": SALIENCY_SIGNED},
@@ -91,6 +103,14 @@ VARIANTS = {
     },
     "ablate_noop": {
         "answers": {"ablate_channels": ABLATE_NOOP},
+        "expect": {
+            "test_ablate_channels_visible": 0,
+            "test_ablate_channels_hidden": 0,
+            "test_ablate_channels_remove": 0,
+        },
+    },
+    "ablate_captured": {
+        "answers": {"ablate_channels": ABLATE_CAPTURED},
         "expect": {
             "test_ablate_channels_visible": 0,
             "test_ablate_channels_hidden": 0,

@@ -63,6 +63,27 @@ def clip_grad_norm(parameters, max_norm):
     return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
 """
 
+# torch's clip_grad_norm_ captured in a default argument (decorated: the guard follows
+# ``__wrapped__``), and the course's own implementation under another module
+CLIP_CAPTURED_TORCH = """
+def clip_grad_norm(parameters, max_norm, _f=torch.nn.utils.clip_grad_norm_):
+    return _f(parameters, max_norm)
+"""
+
+CLIP_COURSE_LIB = """
+from course_lib.regularisers import clip_grad_norm as _rc
+
+def clip_grad_norm(parameters, max_norm):
+    return torch.tensor(_rc(parameters, max_norm))
+"""
+
+SCORES_DATA_QUALITY = """
+from course_lib.data_quality import per_example_loss as _pel
+
+def difficulty_scores(teacher, x, y):
+    return _pel(teacher, x, y)
+"""
+
 VARIANTS = {
     "csv_appends": {
         "answers": {"CSVLogger": CSV_APPENDS},
@@ -107,5 +128,25 @@ VARIANTS = {
             "test_clip_grad_norm_hidden": 0,
             "test_clip_grad_norm_global": 0,
         },
+    },
+    "clip_captured_torch": {
+        "answers": {"clip_grad_norm": CLIP_CAPTURED_TORCH},
+        "expect": {
+            "test_clip_grad_norm_visible": 0,
+            "test_clip_grad_norm_hidden": 0,
+            "test_clip_grad_norm_global": 0,
+        },
+    },
+    "clip_course_lib": {
+        "answers": {"clip_grad_norm": CLIP_COURSE_LIB},
+        "expect": {
+            "test_clip_grad_norm_visible": 0,
+            "test_clip_grad_norm_hidden": 0,
+            "test_clip_grad_norm_global": 0,
+        },
+    },
+    "scores_data_quality": {
+        "answers": {"difficulty_scores": SCORES_DATA_QUALITY},
+        "expect": {"test_difficulty_scores_visible": 0, "test_difficulty_scores_hidden": 0},
     },
 }
