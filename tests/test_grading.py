@@ -311,6 +311,9 @@ def test_attacks_on_the_runner_itself_are_refused_by_rule(run):
         "x_exec_finalizer",
         "x_new_tasks",
         "x_proc_memory_routes",
+        "x_frozen_compile",
+        "x_builtins_injection",
+        "x_alarm",
     ):
         assert students[sid]["status"] == "ok" and students[sid]["total"] == 0, sid
     flags = {sid: "\n".join(students[sid]["flags"]) for sid in students}
@@ -332,3 +335,8 @@ def test_attacks_on_the_runner_itself_are_refused_by_rule(run):
     assert "PROC-MEM: [" + ", ".join(f"'{r} PermissionError'" for r in routes) + "]" in proc, proc[
         -3000:
     ]
+    # compiled under an import-machinery or a library file name: refused
+    frozen = _feedback(run, "x_frozen_compile")
+    assert "FROZEN: ['compile RuntimeError', 'compile RuntimeError']" in frozen, frozen[-3000:]
+    # a timer would end the runner at a moment set by the load: the kernel refuses it
+    assert "ALARM: itimer_error" in _feedback(run, "x_alarm")  # signal.ItimerError(EPERM)

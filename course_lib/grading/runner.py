@@ -77,6 +77,7 @@ SNAPSHOT_ROOTS = (
     "_thread",
 )
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
+_DEFAULTS = ("__defaults__", "__kwdefaults__")
 _ALWAYS_BLOCKED = (
     "sys._current_frames",
     "sys.addaudithook",
@@ -214,6 +215,8 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
     _setprofile = sys.setprofile
     _aten_forbidden = checks.aten_forbidden
     _type_setattr = type.__setattr__
+    _func_code = types.FunctionType.__dict__["__code__"].__get__
+    _type_dict = type.__dict__["__dict__"].__get__
     proto_fd = proto_out.fileno()
 
     state = {
@@ -248,12 +251,43 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
         """
         state["in_hook"] = True
         try:
-            entry, caller = _getframe(2).f_code, _getframe(3).f_code
+            entry, caller = _getframe(2).f_code, _getframe(3)
+            code, where = caller.f_code, caller.f_globals
         except Exception:  # noqa: BLE001 - a stack too short is no test's
             return False
         finally:
             state["in_hook"] = False
-        return id(entry) in entry_codes and id(caller) in instructor_codes
+        # the code object and the namespace: a test's code re-bound to student globals
+        # (types.FunctionType(code, {...})) or a setup cell's (globals: the notebook's) is not
+        ok = id(entry) in entry_codes and id(code) in instructor_codes
+        return ok and where is namespace_test and not replaced_test_code()
+
+    test_defs: dict = {}  # name -> the test's own function/class, when the last block began
+
+    def snapshot_test_defs() -> None:
+        test_defs.clear()
+        for key, value in list(namespace_test.items()):
+            kind = type(value)  # C slots only: no property of student code runs here
+            if kind is types.FunctionType:
+                if id(_func_code(value)) in instructor_codes:
+                    test_defs[key] = value
+            elif issubclass(kind, type) and _type_dict(value).get("__module__") == "__grading__":
+                test_defs[key] = value
+            elif kind is types.ModuleType:  # csv, torch, ... as the test imported them
+                test_defs[key] = value
+
+    def replaced_test_code() -> bool:
+        """Did student code rebind a test's function, class or module (through ``__globals__``)?
+
+        Put back and reported as a violation of the test: what the test computes with them
+        afterwards is not the test's any more.
+        """
+        gone = [k for k, v in test_defs.items() if namespace_test.get(k) is not v]
+        for key in gone:
+            namespace_test[key] = test_defs[key]
+        if gone:
+            cell["violations"].append(f"the test's own {gone[0]!r} was replaced by your code")
+        return bool(gone)
 
     def refuse_caller(what: str) -> None:
         state["events"].append(f"blocked {what} called from student code")
@@ -364,6 +398,7 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             if not called_from_test():
                 refuse_caller("forbidden()")
             restore()
+            snapshot_test_defs()
             roots, codes, ops = _code_roots(targets)
             marker = f"cg-marker-{os.urandom(8).hex()}"
             prof = torch.autograd.profiler.profile(use_kineto=False)
@@ -517,6 +552,26 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
         finally:
             state["in_hook"] = False
 
+    def student_before_test() -> bool:
+        """Walking up from the hook's caller, is student code met before an instructor's cell?
+
+        In the student phase a stack with neither (only libraries) counts as student code.
+        """
+        state["in_hook"] = True
+        try:
+            f, found = _getframe(2), state["phase"] == "student"  # 1: the hook
+            for _ in range(500):
+                if f is None or f is serve_frame:
+                    break
+                if id(f.f_code) in instructor_codes:
+                    return False
+                if is_student(f.f_code):
+                    return True
+                f = f.f_back
+            return found
+        finally:
+            state["in_hook"] = False
+
     def is_student(code) -> bool:  # noqa: ANN001
         """Code that is neither an instructor's cell nor from Python's or a library's files."""
         if id(code) in instructor_codes:
@@ -574,18 +629,24 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             if name in _FRAME_ATTRS and student_running():
                 state["events"].append(f"blocked frame access ({name})")
                 raise AttributeError(f"{name} is not available while grading")
-            if name in ("__defaults__", "__kwdefaults__") and getattr(
-                args[0], "__module__", ""
-            ).startswith("course_lib.grading"):
+            module = getattr(args[0], "__module__", "") if name in _DEFAULTS else ""
+            if module and (
+                module.startswith("course_lib.grading")
+                or (module == "__grading__" and student_before_test())
+            ):
                 state["events"].append("blocked access to the grading helpers")
                 raise AttributeError("the grading helpers cannot be inspected")
             return
         if event == "object.__setattr__":
             obj, name = args[0], args[1] if len(args) > 1 else ""
             module = str(getattr(obj, "__module__", "") or "")
-            if (name == "__code__" and module != "__main__") or (
-                name in ("__defaults__", "__kwdefaults__")
-                and module.startswith("course_lib.grading")
+            if (
+                (name == "__code__" and module != "__main__")
+                or (
+                    name in ("__defaults__", "__kwdefaults__")
+                    and module.startswith(("course_lib.grading", "__grading__"))
+                )
+                or (module == "__grading__" and student_before_test())  # a test's own class
             ):
                 state["events"].append(f"blocked rewriting {name} of a library function")
                 raise RuntimeError("rewriting library functions is not allowed while grading")
@@ -603,22 +664,7 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             # in the trusted phase, when no student code is on the stack at all).
             if state["in_hook"]:
                 return
-            state["in_hook"] = True
-            try:
-                f, blocked = _getframe(1), state["phase"] == "student"
-                for _ in range(500):
-                    if f is None or f is serve_frame:
-                        break
-                    if id(f.f_code) in instructor_codes:
-                        blocked = False
-                        break
-                    if is_student(f.f_code):
-                        blocked = True
-                        break
-                    f = f.f_back
-            finally:
-                state["in_hook"] = False
-            if blocked:
+            if student_before_test():
                 state["events"].append("blocked sys._getframe")
                 raise ValueError("sys._getframe is not available while grading")
             return
@@ -629,15 +675,24 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
                 state["events"].append(f"blocked {event}")
                 raise ValueError(f"{event} is not available while grading")
             return
+        if event == "function.__new__" and args and id(args[0]) in instructor_codes:
+            if student_running():  # a test's code with other globals would pass as the test
+                state["events"].append("blocked re-binding a test's code")
+                raise RuntimeError("a test's code cannot be re-bound while grading")
+            return
         if event == "code.__new__" and student_running():
             # a new code object could carry any file name, e.g. that of a test cell
             state["events"].append("blocked creating a code object")
             raise RuntimeError("creating code objects is not allowed while grading")
         if event == "compile" and len(args) > 1 and student_running():
             name = os.fsdecode(args[1]) if isinstance(args[1], str | bytes) else ""
-            if name.startswith(_RESERVED_FILENAMES):
-                state["events"].append(f"blocked compile as {name[:40]}")
-                raise RuntimeError("that file name is reserved for the grader's cells")
+            if name.startswith(_RESERVED_FILENAMES + ("<frozen",)) or (
+                name.startswith(trusted_files) and not _is_that_file(args[0], name)
+            ):
+                # a cell's, an import machinery's or a library file's name would make the
+                # code count as the grader's or a library's in the frame rules
+                state["events"].append(f"blocked compile as {name[:60]}")
+                raise RuntimeError("that file name is reserved for the grader and the libraries")
             return
         if event == "open":
             path = args[0] if args else None
@@ -678,6 +733,7 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
         kind, gid = msg.get("kind"), msg.get("gid") or ""
         state["imports"], state["events"] = [], []
         changes.clear()
+        test_defs.clear()
         cell.update(gid=gid, records={}, dup=[], foreign=[], violations=[])
         out = _Capture()
         result = {"op": "result", "token": token, "index": msg.get("index"), "ok": True}
@@ -690,11 +746,13 @@ def serve(proto_in, proto_out) -> None:  # noqa: ANN001, C901 - one closure on p
             del msg
             if kind in ("test", "setup"):
                 _collect_codes(code, instructor_codes, instructor_refs)
+            main_mod.__dict__["__builtins__"] = builtins  # a student's own would run in tests
             if kind == "test":
                 restore()
                 for key, value in main_mod.__dict__.items():
-                    if key not in test_names:
+                    if key not in test_names and not key.startswith("__"):
                         namespace_test[key] = value
+                namespace_test["__builtins__"] = builtins
                 before = dict(namespace_test)
                 target = namespace_test
             else:
@@ -801,6 +859,18 @@ def _trusted_roots() -> tuple[str, ...]:
     roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # course_lib
     both = {r for root in roots if root for r in (root, os.path.realpath(root))}
     return tuple(sorted(os.path.join(r, "") for r in both))
+
+
+def _is_that_file(source: object, path: str) -> bool:
+    """Is ``source`` the text of the file at ``path`` (a library compiled from its source)?"""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    if isinstance(source, str):
+        source = source.encode()
+    return isinstance(source, bytes | bytearray | memoryview) and bytes(source) == data
 
 
 def _collect_codes(code: types.CodeType, ids: set[int], refs: list) -> None:

@@ -5,8 +5,11 @@ The audit hook of :mod:`course_lib.grading.runner` refuses the Python routes to 
 all (``_posixsubprocess.fork_exec``, a re-imported ``_thread``). A new process or thread runs
 outside the guard's trace and the runner's limits, so the kernel refuses the system calls
 themselves: ``clone``/``clone3`` (threads and processes alike), ``fork``, ``vfork``, ``execve``,
-``execveat``, and the calls that read or write another process's memory (``ptrace``,
-``process_vm_readv``/``writev``). Each fails with ``EPERM``; Python turns that into an
+``execveat``, the calls that read or write another process's memory (``ptrace``,
+``process_vm_readv``/``writev``), and timers and signals (``alarm``, ``setitimer``,
+``timer_create``, ``kill``/``tkill``/``tgkill``, ...): a student's alarm would end the runner
+at a moment set by the machine's load, so the status would depend on timing. Each fails with
+``EPERM``; Python turns that into an
 ``OSError`` or ``RuntimeError("can't start new thread")`` in the student's cell.
 
 The filter is installed after the runner's warm-up (torch's thread pools are sized to one thread
@@ -30,6 +33,16 @@ DENIED = (
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
+    # signals and timers: a student's alarm would end the runner at a time set by the load
+    "alarm",
+    "setitimer",
+    "timer_create",
+    "kill",
+    "tkill",
+    "tgkill",
+    "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo",
+    "pidfd_send_signal",
 )
 
 

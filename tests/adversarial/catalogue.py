@@ -732,6 +732,75 @@ for _name, _how in (
 print("PROC-MEM:", _R)
 """,
     },
+    "frozen_compile": {
+        "doc": "compile the answer under an import-machinery or library file name (<frozen ...>, "
+        "os.__file__) so that the frame rules take it for library code and sys._getframe "
+        "reaches serve(): the guard's state and the records",
+        "flagged": True,
+        "answers": {
+            "softmax": (
+                "import os\n"
+                "_R = []\n"
+                "_SRC = (\n"
+                "    'def softmax(x, dim=-1):\\n'\n"
+                "    '    import sys\\n'\n"
+                "    '    try:\\n'\n"
+                "    '        d = 1\\n'\n"
+                "    '        while sys._getframe(d).f_code.co_name != \"serve\":\\n'\n"
+                "    '            d += 1\\n'\n"
+                "    '        cell = sys._getframe(d).f_locals[\"cell\"]\\n'\n"
+                "    '        cell[\"violations\"].clear()\\n'\n"
+                "    '        _R.append(\"reached serve\")\\n'\n"
+                "    '    except Exception as e:\\n'\n"
+                "    '        _R.append(type(e).__name__)\\n'\n"
+                "    '    return torch.softmax(x, dim)\\n'\n"
+                ")\n"
+                "for _name in ('<frozen importlib._x>', os.__file__):\n"
+                "    try:\n"
+                "        exec(compile(_SRC, _name, 'exec'), globals())\n"
+                "        _R.append('compiled')\n"
+                "    except Exception as e:\n"
+                "        _R.append('compile ' + type(e).__name__)\n"
+                "print('FROZEN:', _R)\n"
+                "def softmax(x, dim=-1):\n    return torch.zeros_like(x)\n"
+            ),
+        },
+    },
+    "builtins_injection": {
+        "doc": "a module of the student's as the notebook's __builtins__ (copied into the test "
+        "namespace, it would run every import of the test cells): forbidden() becomes a no-op",
+        "answers": {
+            "softmax": (
+                "import types, contextlib\n"
+                "import builtins as _b\n"
+                "_fake = types.ModuleType('fake_builtins')\n"
+                "_fake.__dict__.update(vars(_b))\n"
+                "_real = _b.__import__\n"
+                "def _imp(name, g=None, l=None, fromlist=(), level=0):\n"
+                "    m = _real(name, g, l, fromlist, level)\n"
+                "    if name == 'course_lib.grading.checks' and fromlist:\n"
+                "        f = types.SimpleNamespace(**{k: getattr(m, k) for k in dir(m) if not k.startswith('__')})\n"
+                "        f.forbidden = lambda *a: contextlib.nullcontext()\n"
+                "        return f\n"
+                "    return m\n"
+                "_fake.__import__ = _imp\n"
+                "__builtins__ = _fake\n"
+                "def softmax(x, dim=-1, _f=torch.softmax):\n    return _f(x, dim)\n"
+            ),
+        },
+    },
+    "alarm": {
+        "doc": "an interval timer whose SIGALRM ends the runner after 4 s: which cells had "
+        "finished would depend on the machine's load (the kernel refuses the timer)",
+        "prefix": """
+import signal
+try:
+    signal.setitimer(signal.ITIMER_REAL, 4.0)
+    print("ALARM: set")
+except OSError as _e:
+    print("ALARM:", type(_e).__name__)
+""",
+    },
     "showtraceback": {
         "doc": "nbgrader's own exploit fixture: replace IPython's showtraceback so failing tests "
         "print nothing (nbgrader then scores them as passed)",

@@ -84,6 +84,74 @@ def difficulty_scores(teacher, x, y):
     return _pel(teacher, x, y)
 """
 
+# a correct computation returned wrong, with the right norm recorded through the setup cell's
+# make_model (its code re-bound to other globals, then with the notebook's globals changed):
+# record() answers only to test-cell code running in the test namespace
+CLIP_FORGES_RECORD = """
+import functools, types
+from course_lib.grading.checks import record
+
+def _forge(key, value):
+    fake_torch = types.SimpleNamespace(manual_seed=functools.partial(record, key))
+    fake_nn = types.SimpleNamespace(Sequential=lambda *a: None, Linear=lambda *a: None,
+                                    ReLU=lambda: None)
+    try:
+        types.FunctionType(make_model.__code__, {"torch": fake_torch, "nn": fake_nn})(value)
+    except Exception:
+        pass
+    g = make_model.__globals__
+    saved = g["torch"], g["nn"]
+    g["torch"], g["nn"] = fake_torch, fake_nn
+    try:
+        make_model(value)
+    except Exception:
+        pass
+    finally:
+        g["torch"], g["nn"] = saved
+
+def clip_grad_norm(parameters, max_norm):
+    params = [p for p in parameters if p.grad is not None]
+    total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+    for p in params:
+        p.grad.mul_(torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    for key in ("test_clip_grad_norm_visible/norm", "test_clip_grad_norm_hidden/norm"):
+        _forge(key, total)
+    return total * 0
+"""
+
+# writes the file only when fit ends, and rewrites the test's helpers through the
+# __globals__ of the test's own callback (reached through trainer.callbacks)
+CSV_REWRITES_TEST = """
+class CSVLogger(Callback):
+    def __init__(self, path):
+        self.path = path
+
+    def on_fit_start(self, trainer):
+        self.rows = []
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.rows.append({"epoch": epoch, **logs})
+        for cb in trainer.callbacks:
+            if cb is not self:
+                ns = type(cb).on_epoch_end.__globals__
+                n = len(self.rows)
+                ns["read_rows"] = lambda path, n=n: (["epoch"], [[0]] * n)
+                ns["csv"] = None
+        if epoch == trainer_epochs(trainer):
+            self._write()
+
+    def _write(self):
+        with open(self.path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(list(self.rows[0]))
+            for r in self.rows:
+                w.writerow([r[k] for k in self.rows[0]])
+
+
+def trainer_epochs(trainer):
+    return getattr(trainer, "epochs", 2)
+"""
+
 VARIANTS = {
     "csv_appends": {
         "answers": {"CSVLogger": CSV_APPENDS},
@@ -148,5 +216,21 @@ VARIANTS = {
     "scores_data_quality": {
         "answers": {"difficulty_scores": SCORES_DATA_QUALITY},
         "expect": {"test_difficulty_scores_visible": 0, "test_difficulty_scores_hidden": 0},
+    },
+    "clip_forges_record": {
+        "answers": {"clip_grad_norm": CLIP_FORGES_RECORD},
+        "expect": {
+            "test_clip_grad_norm_visible": 0,
+            "test_clip_grad_norm_hidden": 0,
+            "test_clip_grad_norm_global": 0,
+        },
+    },
+    "csv_rewrites_test": {
+        "answers": {"CSVLogger": CSV_REWRITES_TEST},
+        "expect": {
+            "test_csvlogger_visible": 0,
+            "test_csvlogger_hidden": 0,
+            "test_csvlogger_fresh": 0,
+        },
     },
 }
