@@ -119,37 +119,32 @@ def clip_grad_norm(parameters, max_norm):
     return total * 0
 """
 
-# writes the file only when fit ends, and rewrites the test's helpers through the
-# __globals__ of the test's own callback (reached through trainer.callbacks)
+# writes doubled values, and rewrites the test's numbers() through the __globals__ of the
+# test's own callback (reached through trainer.callbacks) to return the true logs: without the
+# runner's snapshot of the test's functions that test would earn its points
 CSV_REWRITES_TEST = """
 class CSVLogger(Callback):
     def __init__(self, path):
         self.path = path
 
     def on_fit_start(self, trainer):
-        self.rows = []
+        open(self.path, "w").close()
+        self.fields = None
 
     def on_epoch_end(self, trainer, epoch, logs):
-        self.rows.append({"epoch": epoch, **logs})
+        row = {"epoch": epoch, **logs}
+        self.true = getattr(self, "true", []) + [row]
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if self.fields is None:
+                self.fields = list(row)
+                writer.writerow(self.fields)
+            writer.writerow([2 * row[k] if k != "epoch" else row[k] for k in self.fields])
         for cb in trainer.callbacks:
-            if cb is not self:
+            if type(cb).__name__ == "Peek":  # the test parses the (wrong) file with numbers()
                 ns = type(cb).on_epoch_end.__globals__
-                n = len(self.rows)
-                ns["read_rows"] = lambda path, n=n: (["epoch"], [[0]] * n)
-                ns["csv"] = None
-        if epoch == trainer_epochs(trainer):
-            self._write()
-
-    def _write(self):
-        with open(self.path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(list(self.rows[0]))
-            for r in self.rows:
-                w.writerow([r[k] for k in self.rows[0]])
-
-
-def trainer_epochs(trainer):
-    return getattr(trainer, "epochs", 2)
+                ns["numbers"] = lambda header, rows, keys, t=self.true: torch.tensor(
+                    [[float(r[k]) for k in keys] for r in t], dtype=torch.float64)
 """
 
 VARIANTS = {
